@@ -1,0 +1,96 @@
+//! The command line, compatible with the original's options.
+
+use clap::{ArgGroup, Parser, ValueEnum};
+use std::path::PathBuf;
+
+/// Which path resolver serves requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResolverChoice {
+    /// openat2(RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS) where the kernel offers
+    /// it, the userspace walker where it is missing (ENOSYS) or blocked (EPERM)
+    Auto,
+    /// Only openat2; refuse to start without it
+    Openat2,
+    /// Only the userspace component walker
+    Walker,
+}
+
+/// How much to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LogLevel> for tracing::Level {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Error => tracing::Level::ERROR,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Trace => tracing::Level::TRACE,
+        }
+    }
+}
+
+/// The privileged helper behind QEMU's 9p `proxy` filesystem driver.
+///
+/// It confines itself to one export directory and performs the file
+/// operations QEMU asks for over a UNIX stream socket, passing opened files
+/// back as file descriptors. A drop-in replacement for QEMU's own
+/// virtfs-proxy-helper, with layered protection against symlink and race
+/// escapes.
+#[derive(Debug, Parser)]
+#[command(name = "virtfs-proxy-helper", version, max_term_width = 100)]
+#[command(group(ArgGroup::new("connection").required(true).args(["fd", "socket"])))]
+#[command(after_help = "\
+Examples:
+  QEMU connects to a socket file:
+    virtfs-proxy-helper -p /srv/share -s /run/vph.sock -u 107 -g 107
+    qemu-system-x86_64 ... -fsdev proxy,id=fs0,socket=/run/vph.sock \\
+      -device virtio-9p-pci,fsdev=fs0,mount_tag=share
+  The caller made a socketpair and gives one end to each (as libvirt and LXD do):
+    virtfs-proxy-helper --nodaemon --fd 3 --path /srv/share")]
+pub struct Cli {
+    /// Directory to export (must exist; a symlink is not accepted)
+    #[arg(short = 'p', long = "path", value_name = "PATH")]
+    pub path: PathBuf,
+
+    /// Connected UNIX stream socket to serve, inherited as this fd
+    #[arg(short = 'f', long = "fd", value_name = "FD",
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub fd: Option<i32>,
+
+    /// Socket file to create and accept one connection on (needs --uid and --gid)
+    #[arg(short = 's', long = "socket", value_name = "SOCKET", requires_all = ["uid", "gid"])]
+    pub socket: Option<PathBuf>,
+
+    /// Owner uid of the socket file (with --socket)
+    #[arg(short = 'u', long = "uid", value_name = "UID")]
+    pub uid: Option<u32>,
+
+    /// Owner gid of the socket file (with --socket)
+    #[arg(short = 'g', long = "gid", value_name = "GID")]
+    pub gid: Option<u32>,
+
+    /// Stay in the foreground and log to stderr instead of syslog
+    #[arg(short = 'n', long = "nodaemon")]
+    pub nodaemon: bool,
+
+    /// Path resolver
+    #[arg(long, value_enum, default_value_t = ResolverChoice::Auto, value_name = "RESOLVER")]
+    pub resolver: ResolverChoice,
+
+    /// Do not chroot into the export (for user namespaces where chroot is not
+    /// permitted); the resolver alone then confines every path
+    #[arg(long)]
+    pub no_chroot: bool,
+
+    /// Log level
+    #[arg(long, value_enum, default_value_t = LogLevel::Info, value_name = "LEVEL")]
+    pub log_level: LogLevel,
+}

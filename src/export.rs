@@ -1,0 +1,100 @@
+//! The export: the root fd held since start-up, the resolver, the procfs
+//! handle, and the ways an operation reaches its target through them.
+//!
+//! Every operation reaches the filesystem through one of two shapes:
+//! - an `O_PATH` fd of the object itself ([`Export::open`]), for operations
+//!   that follow a final symlink (open, statfs, chmod, truncate, getversion);
+//! - a [`Target`]: the parent directory's fd and one validated [`Name`], for
+//!   operations that must not follow it (lstat, chown, utime, link, rename,
+//!   remove, the creations and the `l*xattr` calls).
+//!
+//! Either way no client-supplied path with more than one component ever
+//! reaches a path-based syscall.
+
+use crate::error::{Context, OpResult};
+use crate::path::{ClientPath, Final, Name};
+use crate::privilege::Privileges;
+use crate::procfs::ProcSelfFd;
+use crate::resolve::{Resolve, Resolver};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, openat};
+
+/// Everything the request handlers need, set up once before serving.
+#[derive(Debug)]
+pub struct Export {
+    /// The export root, opened `O_RDONLY | O_DIRECTORY` before chroot.
+    pub root: OwnedFd,
+    pub resolver: Resolver,
+    pub proc: ProcSelfFd,
+    pub privileges: Privileges,
+    /// Whether the export's filesystem answers FS_IOC_GETVERSION.
+    pub getversion: bool,
+}
+
+/// A directory fd: the held root, or one opened for this request.
+#[derive(Debug)]
+pub enum Dir<'a> {
+    Root(BorrowedFd<'a>),
+    Opened(OwnedFd),
+}
+
+impl AsFd for Dir<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Dir::Root(fd) => *fd,
+            Dir::Opened(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// What a non-following operation acts on.
+#[derive(Debug)]
+pub enum Target<'a> {
+    /// An entry `name` inside the directory `parent`.
+    Entry { parent: Dir<'a>, name: Name<'a> },
+    /// The path ends in the root, `.` or `..`: a directory that cannot be
+    /// addressed by parent and name. `dir` is its `O_PATH` fd; `last` tells
+    /// which it was, for the errno a mutation of it gets.
+    Directory { dir: OwnedFd, last: Final<'a> },
+}
+
+impl Export {
+    /// Resolves `raw` beneath the root to an `O_PATH` fd of the object.
+    pub fn open(&self, raw: &[u8], follow_final: bool) -> OpResult<OwnedFd> {
+        let path = ClientPath::parse(raw)?;
+        self.resolver
+            .open_beneath(self.root.as_fd(), path, follow_final)
+    }
+
+    /// Resolves the parent of `raw` and splits off its final component.
+    pub fn target<'a>(&'a self, raw: &'a [u8]) -> OpResult<Target<'a>> {
+        let path = ClientPath::parse(raw)?;
+        let (parent, last) = path.split_last();
+        match last {
+            Final::Name(name) => {
+                let parent = if parent.is_root() {
+                    Dir::Root(self.root.as_fd())
+                } else {
+                    Dir::Opened(self.resolver.open_beneath(self.root.as_fd(), parent, true)?)
+                };
+                Ok(Target::Entry { parent, name })
+            }
+            Final::Root | Final::Dot | Final::DotDot => {
+                let dir = self.resolver.open_beneath(self.root.as_fd(), path, true)?;
+                Ok(Target::Directory { dir, last })
+            }
+        }
+    }
+
+    /// A real (not `O_PATH`) read-only fd on a directory the resolver
+    /// returned, for the calls that refuse `O_PATH` fds (xattrs, futimens).
+    pub fn open_dir(&self, dir: &OwnedFd) -> OpResult<OwnedFd> {
+        openat(
+            dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx("openat .")
+    }
+}

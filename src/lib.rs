@@ -1,0 +1,27 @@
+//! A drop-in Rust replacement for QEMU's `virtfs-proxy-helper`.
+//!
+//! Where to find things:
+//! - [`protocol`]: the wire format, pure encode/decode (no I/O)
+//! - [`transport`]: the socket: framed reads, replies, fd passing
+//! - [`server`]: the request loop
+//! - [`ops`]: one function per request type
+//! - [`export`]: the export root and how requests reach their targets
+//! - [`path`]: validation of client paths
+//! - [`resolve`]: confined path resolution (openat2 and the walker)
+//! - [`procfs`]: reopening resolved inodes through `/proc/self/fd`
+//! - [`privilege`]: capabilities and the guest-identity guard
+//! - [`app`], [`cli`], [`logging`]: start-up, command line, logs
+
+pub mod app;
+pub mod cli;
+pub mod error;
+pub mod export;
+pub mod logging;
+pub mod ops;
+pub mod path;
+pub mod privilege;
+pub mod procfs;
+pub mod protocol;
+pub mod resolve;
+pub mod server;
+pub mod transport;

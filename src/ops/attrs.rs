@@ -1,0 +1,149 @@
+//! T_LSTAT, T_READLINK, T_STATFS, T_CHMOD, T_CHOWN, T_TRUNCATE, T_UTIME:
+//! reading and changing an object's attributes.
+
+use crate::error::{Context, OpError, OpResult};
+use crate::export::{Export, Target};
+use crate::protocol::{WireStat, WireStatFs};
+use rustix::fd::AsFd;
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, chownat, fstat, fstatfs, ftruncate,
+    futimens, readlinkat, statat, utimensat,
+};
+use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
+
+fn wire_stat(st: &Stat) -> WireStat {
+    WireStat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        nlink: st.st_nlink,
+        mode: st.st_mode,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev,
+        size: st.st_size,
+        blksize: st.st_blksize,
+        blocks: st.st_blocks,
+        atime: (st.st_atime, st.st_atime_nsec as i64),
+        mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+        ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+    }
+}
+
+/// T_LSTAT: does not follow a final symlink.
+pub fn lstat(ex: &Export, path: &[u8]) -> OpResult<WireStat> {
+    let st = match ex.target(path)? {
+        Target::Entry { parent, name } => {
+            statat(&parent, name.as_bytes(), AtFlags::SYMLINK_NOFOLLOW).ctx("fstatat")?
+        }
+        Target::Directory { dir, .. } => fstat(&dir).ctx("fstat")?,
+    };
+    Ok(wire_stat(&st))
+}
+
+/// T_READLINK: at most `bufsize - 1` bytes of the target, as the original.
+/// A `bufsize` below 2 is EINVAL, what readlink(2) answers for an empty
+/// buffer (the original crashed on negative sizes).
+pub fn readlink(ex: &Export, path: &[u8], bufsize: i32) -> OpResult<Vec<u8>> {
+    if bufsize < 2 {
+        return Err(OpError::new(Errno::INVAL, "readlink buffer size"));
+    }
+    match ex.target(path)? {
+        Target::Entry { parent, name } => {
+            let mut target = readlinkat(&parent, name.as_bytes(), Vec::new())
+                .ctx("readlinkat")?
+                .into_bytes();
+            target.truncate(bufsize as usize - 1);
+            Ok(target)
+        }
+        Target::Directory { .. } => Err(OpError::new(Errno::INVAL, "readlink of a directory")),
+    }
+}
+
+/// T_STATFS: follows a final symlink (beneath the root).
+pub fn statfs(ex: &Export, path: &[u8]) -> OpResult<WireStatFs> {
+    let fd = ex.open(path, true)?;
+    let st = fstatfs(&fd).ctx("fstatfs")?;
+    // The halves are ints, widened with their sign as the original does.
+    // SAFETY: rustix's `Fsid` is `#[repr(C)] struct { val: [c_int; 2] }`
+    // (the kernel's `__kernel_fsid_t`) and keeps the field private; the two
+    // types have the same size and layout, and every bit pattern is valid.
+    let fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
+    Ok(WireStatFs {
+        fs_type: st.f_type as u64,
+        bsize: st.f_bsize as u64,
+        blocks: st.f_blocks,
+        bfree: st.f_bfree,
+        bavail: st.f_bavail,
+        files: st.f_files,
+        ffree: st.f_ffree,
+        fsid: [fsid[0] as i64 as u64, fsid[1] as i64 as u64],
+        namelen: st.f_namelen as u64,
+        frsize: st.f_frsize as u64,
+    })
+}
+
+/// T_CHMOD: follows a final symlink (beneath the root). There is no chmod
+/// for `O_PATH` fds before Linux 6.6's fchmodat2, and a path-based chmod
+/// would follow whatever symlink a racing host put in place of the checked
+/// name; chmod through `/proc/self/fd/N` acts on exactly the resolved inode.
+pub fn chmod(ex: &Export, path: &[u8], mode: u32) -> OpResult<()> {
+    let fd = ex.open(path, true)?;
+    ex.proc.chmod(fd.as_fd(), Mode::from_raw_mode(mode)).ctx("chmod through /proc/self/fd")
+}
+
+/// T_CHOWN: lchown semantics; -1 leaves an id unchanged.
+pub fn chown(ex: &Export, path: &[u8], uid: u32, gid: u32) -> OpResult<()> {
+    let owner = (uid != u32::MAX).then(|| Uid::from_raw(uid));
+    let group = (gid != u32::MAX).then(|| Gid::from_raw(gid));
+    match ex.target(path)? {
+        Target::Entry { parent, name } => {
+            chownat(&parent, name.as_bytes(), owner, group, AtFlags::SYMLINK_NOFOLLOW).ctx("fchownat")
+        }
+        Target::Directory { dir, .. } => {
+            chownat(&dir, "", owner, group, AtFlags::EMPTY_PATH).ctx("fchownat AT_EMPTY_PATH")
+        }
+    }
+}
+
+/// T_TRUNCATE: follows a final symlink (beneath the root). `truncate(2)`
+/// takes a path; instead the resolved inode is reopened for writing through
+/// `/proc/self/fd` (regular files only, so no FIFO or device is opened) and
+/// truncated with `ftruncate`.
+pub fn truncate(ex: &Export, path: &[u8], length: i64) -> OpResult<()> {
+    if length < 0 {
+        return Err(OpError::new(Errno::INVAL, "negative length"));
+    }
+    let opath = ex.open(path, true)?;
+    match FileType::from_raw_mode(fstat(&opath).ctx("fstat")?.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Directory => return Err(OpError::new(Errno::ISDIR, "truncate of a directory")),
+        _ => return Err(OpError::new(Errno::INVAL, "truncate of a special file")),
+    }
+    let fd = ex
+        .proc
+        .reopen(opath.as_fd(), OFlags::WRONLY | OFlags::NONBLOCK)
+        .ctx("reopen for writing")?;
+    ftruncate(&fd, length as u64).ctx("ftruncate")
+}
+
+/// T_UTIME: does not follow a final symlink. UTIME_NOW and UTIME_OMIT pass
+/// through in the nanosecond fields.
+pub fn utime(ex: &Export, path: &[u8], atime: (i64, i64), mtime: (i64, i64)) -> OpResult<()> {
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1 as _,
+        },
+        last_modification: Timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1 as _,
+        },
+    };
+    match ex.target(path)? {
+        Target::Entry { parent, name } => {
+            utimensat(&parent, name.as_bytes(), &times, AtFlags::SYMLINK_NOFOLLOW).ctx("utimensat")
+        }
+        Target::Directory { dir, .. } => futimens(ex.open_dir(&dir)?, &times).ctx("futimens"),
+    }
+}

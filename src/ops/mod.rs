@@ -1,0 +1,128 @@
+//! One function per request type, and the dispatcher that picks it.
+//!
+//! - `files`: T_OPEN, T_CREATE, T_GETVERSION (they hand out or read fds)
+//! - `nodes`: T_MKNOD, T_MKDIR, T_SYMLINK, T_LINK, T_RENAME, T_REMOVE
+//! - `attrs`: T_LSTAT, T_READLINK, T_STATFS, T_CHMOD, T_CHOWN, T_TRUNCATE, T_UTIME
+//! - `xattrs`: T_LGETXATTR, T_LLISTXATTR, T_LSETXATTR, T_LREMOVEXATTR
+//!
+//! Handlers return values, never bytes on the wire; `crate::server` turns a
+//! [`Reply`] into the reply kind the request type calls for.
+
+mod attrs;
+mod files;
+mod nodes;
+mod xattrs;
+
+use crate::error::{OpError, OpResult};
+use crate::export::Export;
+use crate::protocol::{HEADER_SIZE, Request, WireStat, WireStatFs, encode_string};
+use rustix::fd::OwnedFd;
+
+/// The outcome of one request, before encoding.
+#[derive(Debug)]
+pub enum Reply {
+    /// An fd to pass with SCM_RIGHTS (T_OPEN, T_CREATE).
+    Fd(OpResult<OwnedFd>),
+    /// A status: 0, or a length for the size-0 xattr queries.
+    Status(OpResult<i32>),
+    /// A response whose payload the handler appended to the output buffer,
+    /// after [`HEADER_SIZE`] placeholder bytes.
+    Response(OpResult<()>),
+}
+
+impl Reply {
+    pub fn error(&self) -> Option<OpError> {
+        match self {
+            Reply::Fd(r) => r.as_ref().err().copied(),
+            Reply::Status(r) => r.as_ref().err().copied(),
+            Reply::Response(r) => r.as_ref().err().copied(),
+        }
+    }
+}
+
+/// Runs one decoded request. `out` is empty on entry; a response payload is
+/// written to it after a header-sized gap.
+pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
+    out.resize(HEADER_SIZE, 0);
+    let status = |r: OpResult<()>| Reply::Status(r.map(|()| 0));
+    match *req {
+        Request::Open { path, flags } => Reply::Fd(files::open(ex, path, flags)),
+        Request::Create {
+            path,
+            flags,
+            mode,
+            uid,
+            gid,
+        } => Reply::Fd(files::create(ex, path, flags, mode, uid, gid)),
+        Request::Getversion { path } => {
+            Reply::Response(files::getversion(ex, path).map(|v| out.extend_from_slice(&v.to_ne_bytes())))
+        }
+        Request::Mknod {
+            uid,
+            gid,
+            path,
+            mode,
+            rdev,
+        } => status(nodes::mknod(ex, uid, gid, path, mode, rdev)),
+        Request::Mkdir {
+            uid,
+            gid,
+            path,
+            mode,
+        } => status(nodes::mkdir(ex, uid, gid, path, mode)),
+        Request::Symlink {
+            uid,
+            gid,
+            target,
+            path,
+        } => status(nodes::symlink(ex, uid, gid, target, path)),
+        Request::Link { old, new } => status(nodes::link(ex, old, new)),
+        Request::Rename { old, new } => status(nodes::rename(ex, old, new)),
+        Request::Remove { path } => status(nodes::remove(ex, path)),
+        Request::Lstat { path } => {
+            Reply::Response(attrs::lstat(ex, path).map(|st: WireStat| st.encode(out)))
+        }
+        Request::Readlink { path, bufsize } => Reply::Response(
+            attrs::readlink(ex, path, bufsize).map(|target| encode_string(out, &target)),
+        ),
+        Request::Statfs { path } => {
+            Reply::Response(attrs::statfs(ex, path).map(|st: WireStatFs| st.encode(out)))
+        }
+        Request::Chmod { path, mode } => status(attrs::chmod(ex, path, mode)),
+        Request::Chown { path, uid, gid } => status(attrs::chown(ex, path, uid, gid)),
+        Request::Truncate { path, length } => status(attrs::truncate(ex, path, length)),
+        Request::Utime { path, atime, mtime } => status(attrs::utime(ex, path, atime, mtime)),
+        Request::Lgetxattr { size, path, name } => xattr_reply(size, out, |buf| {
+            xattrs::lgetxattr(ex, path, name, buf)
+        }),
+        Request::Llistxattr { size, path } => {
+            xattr_reply(size, out, |buf| xattrs::llistxattr(ex, path, buf))
+        }
+        Request::Lsetxattr {
+            path,
+            name,
+            value,
+            size,
+            flags,
+        } => status(xattrs::lsetxattr(ex, path, name, value, size, flags)),
+        Request::Lremovexattr { path, name } => status(xattrs::lremovexattr(ex, path, name)),
+    }
+}
+
+/// The two shapes of an xattr reply: size 0 asks for the length only and
+/// gets a status-shaped `d length`; a positive size gets `s value`.
+fn xattr_reply(
+    size: i32,
+    out: &mut Vec<u8>,
+    op: impl FnOnce(Option<&mut Vec<u8>>) -> OpResult<usize>,
+) -> Reply {
+    if size == 0 {
+        return Reply::Status(op(None).map(|len| len as i32));
+    }
+    let capacity = match xattrs::buffer_size(size) {
+        Ok(n) => n,
+        Err(e) => return Reply::Response(Err(e)),
+    };
+    let mut value = vec![0u8; capacity];
+    Reply::Response(op(Some(&mut value)).map(|len| encode_string(out, &value[..len])))
+}

@@ -1,0 +1,101 @@
+//! A handle on this process's `/proc/self/fd`, opened before chroot.
+//!
+//! Resolution yields `O_PATH` fds, and several operations need more than an
+//! `O_PATH` fd allows: reading or writing the file (T_OPEN, T_TRUNCATE,
+//! T_GETVERSION) and chmod, which has no `O_PATH` form before
+//! `fchmodat2(AT_EMPTY_PATH)` (Linux 6.6). Going through `/proc/self/fd/N`
+//! acts on exactly the inode the fd holds: no path is looked up again, so
+//! nothing can be swapped in between the type check and the open. This is the
+//! "reopen" libpathrs uses.
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, fstatfs, open, openat};
+use rustix::io::Errno;
+use std::os::fd::AsRawFd;
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// `/proc/self/fd` of this process.
+#[derive(Debug)]
+pub struct ProcSelfFd {
+    dir: OwnedFd,
+}
+
+/// The decimal name of an fd inside `/proc/self/fd`, without allocating.
+struct FdName {
+    buf: [u8; 12],
+    len: usize,
+}
+
+impl FdName {
+    fn new(fd: BorrowedFd<'_>) -> Self {
+        let mut n = fd.as_raw_fd() as u32;
+        let mut digits = [0u8; 12];
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut buf = [0u8; 12];
+        for i in 0..len {
+            buf[i] = digits[len - 1 - i];
+        }
+        FdName { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl ProcSelfFd {
+    /// Opens `/proc/self/fd` and checks that it really is procfs. Must run
+    /// after daemonizing (the pid is bound at open time) and before chroot.
+    pub fn open() -> Result<Self, Errno> {
+        let dir = open(
+            "/proc/self/fd",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        if fstatfs(&dir)?.f_type as i64 != PROC_SUPER_MAGIC {
+            return Err(Errno::NODEV);
+        }
+        Ok(ProcSelfFd { dir })
+    }
+
+    /// Opens the very inode `fd` refers to with `flags`. `O_NOFOLLOW` and
+    /// `O_CREAT` are stripped: the first would refuse the magic link itself,
+    /// and nothing is created through a reopen.
+    pub fn reopen(&self, fd: BorrowedFd<'_>, flags: OFlags) -> Result<OwnedFd, Errno> {
+        let flags = (flags - (OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL)) | OFlags::CLOEXEC;
+        openat(&self.dir, FdName::new(fd).as_bytes(), flags, Mode::empty())
+    }
+
+    /// chmod of the inode `fd` refers to (any type, symlinks excepted: an
+    /// `O_PATH` fd of a symlink makes the kernel answer EOPNOTSUPP).
+    pub fn chmod(&self, fd: BorrowedFd<'_>, mode: Mode) -> Result<(), Errno> {
+        rustix::fs::chmodat(&self.dir, FdName::new(fd).as_bytes(), mode, rustix::fs::AtFlags::empty())
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_names_are_decimal() {
+        for n in [0, 7, 10, 1234, i32::MAX] {
+            // SAFETY: the fd is only formatted, never used.
+            let fd = unsafe { BorrowedFd::borrow_raw(n) };
+            assert_eq!(FdName::new(fd).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+}

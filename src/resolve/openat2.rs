@@ -1,0 +1,54 @@
+//! The kernel resolver: one `openat2` call per path.
+
+use super::Resolve;
+use crate::error::{OpError, OpResult};
+use crate::path::ClientPath;
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+use rustix::io::Errno;
+
+/// How often an `EAGAIN` is retried. The kernel answers EAGAIN when a rename
+/// or mount raced with a `..` lookup under RESOLVE_BENEATH; retrying is what
+/// the man page prescribes, and the bound keeps a hostile host from pinning
+/// the helper in a loop.
+const EAGAIN_RETRIES: usize = 64;
+
+/// Stops: `..` above the root and absolute symlinks (EXDEV, checked by the
+/// kernel atomically against concurrent renames), and magic links such as
+/// `/proc/self/root` or `/proc/self/exe` of a procfs inside the export (ELOOP).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Openat2Resolver;
+
+impl Openat2Resolver {
+    const HOW: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+    pub(super) fn probe(root: BorrowedFd<'_>) -> Result<(), Errno> {
+        openat2(root, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), Self::HOW).map(drop)
+    }
+}
+
+impl Resolve for Openat2Resolver {
+    fn open_beneath(
+        &self,
+        root: BorrowedFd<'_>,
+        path: ClientPath<'_>,
+        follow_final: bool,
+    ) -> OpResult<OwnedFd> {
+        let rel: &[u8] = if path.is_root() { b"." } else { path.as_bytes() };
+        let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+        if !follow_final {
+            flags |= OFlags::NOFOLLOW;
+        }
+        for _ in 0..EAGAIN_RETRIES {
+            match openat2(root, rel, flags, Mode::empty(), Self::HOW) {
+                Err(Errno::AGAIN) => continue,
+                Err(Errno::XDEV) => {
+                    return Err(OpError::new(Errno::XDEV, "refused: path leaves the export"));
+                }
+                Err(errno) => return Err(OpError::new(errno, "openat2")),
+                Ok(fd) => return Ok(fd),
+            }
+        }
+        Err(OpError::new(Errno::AGAIN, "openat2 kept racing with renames"))
+    }
+}

@@ -1,0 +1,399 @@
+//! Test harness: starts a helper (ours under a chosen resolver, or QEMU's
+//! original) on a socketpair in a scratch export, and speaks the protocol to
+//! it exactly as QEMU 7.2's client does.
+
+#![allow(dead_code)]
+
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::io::IoSliceMut;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags, SocketType,
+    recvmsg, socketpair,
+};
+use std::fs::File;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use virtfs_proxy_helper::protocol::{
+    HEADER_SIZE, Header, Request, RequestType, T_ERROR, T_SUCCESS, WireStat, WireStatFs, client,
+};
+
+pub const ORIGINAL: &str = "/usr/lib/qemu/virtfs-proxy-helper";
+
+/// Which helper a test talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Openat2,
+    Walker,
+    Original,
+}
+
+/// Our binary: `VPH_BIN` when set (CI's unprivileged pass runs copies of the
+/// test binaries elsewhere), else the one cargo built.
+pub fn our_binary() -> PathBuf {
+    std::env::var_os("VPH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_virtfs-proxy-helper")))
+}
+
+/// Says loudly, past libtest's capture, that a test did not run.
+pub fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// Real root in the initial user namespace (not root of a user namespace).
+pub fn is_real_root() -> bool {
+    rustix::process::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+            .unwrap_or(false)
+}
+
+pub fn original_available() -> bool {
+    Path::new(ORIGINAL).exists()
+}
+
+/// A reply as it came off the wire.
+#[derive(Debug)]
+pub enum Raw {
+    Fd(Result<OwnedFd, i32>),
+    Message { kind: u32, payload: Vec<u8> },
+}
+
+pub struct Helper {
+    pub child: Child,
+    pub sock: OwnedFd,
+    pub flavor: Flavor,
+    stderr_path: PathBuf,
+    _stderr_dir: tempfile::TempDir,
+}
+
+/// How to start a helper.
+pub struct Spawn<'a> {
+    pub flavor: Flavor,
+    pub export: &'a Path,
+    pub extra: Vec<String>,
+    /// Runs in the child before exec (after the socket is in place).
+    pub pre_exec: Option<Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>>,
+}
+
+impl<'a> Spawn<'a> {
+    pub fn new(flavor: Flavor, export: &'a Path) -> Self {
+        Spawn {
+            flavor,
+            export,
+            extra: Vec::new(),
+            pre_exec: None,
+        }
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.extra.push(a.to_string());
+        self
+    }
+
+    pub fn start(self) -> Helper {
+        let (ours, theirs) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .expect("socketpair");
+        let mut cmd = match self.flavor {
+            Flavor::Original => {
+                let mut c = Command::new(ORIGINAL);
+                c.args(["-n", "-f", "3", "-p"]).arg(self.export);
+                c
+            }
+            flavor => {
+                let mut c = Command::new(our_binary());
+                let resolver = if flavor == Flavor::Walker { "walker" } else { "openat2" };
+                c.args(["--nodaemon", "--fd", "3", "--path"])
+                    .arg(self.export)
+                    .args(["--resolver", resolver, "--log-level", "debug"]);
+                c
+            }
+        };
+        cmd.args(&self.extra);
+        let stderr_dir = tempfile::tempdir().expect("tempdir");
+        let stderr_path = stderr_dir.path().join("stderr");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr_path).expect("stderr file"));
+        let raw = theirs.as_raw_fd();
+        let mut hook = self.pre_exec;
+        // SAFETY: only async-signal-safe calls (dup2, and the test's hook,
+        // which must be likewise) run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(h) = hook.as_mut() {
+                    h()?;
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawning the helper");
+        drop(theirs);
+        Helper {
+            child,
+            sock: ours,
+            flavor: self.flavor,
+            stderr_path,
+            _stderr_dir: stderr_dir,
+        }
+    }
+}
+
+pub fn spawn(flavor: Flavor, export: &Path) -> Helper {
+    Spawn::new(flavor, export).start()
+}
+
+fn read_exact(sock: &OwnedFd, buf: &mut [u8]) -> Result<(), String> {
+    let mut got = 0;
+    while got < buf.len() {
+        match rustix::io::read(sock, &mut buf[got..]) {
+            Ok(0) => return Err(format!("EOF after {got} of {} bytes", buf.len())),
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+impl Helper {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = rustix::net::send(&self.sock, rest, rustix::net::SendFlags::NOSIGNAL)
+                .expect("send to helper");
+            rest = &rest[n..];
+        }
+    }
+
+    /// Receives the reply of the given kind.
+    pub fn recv(&self, kind: RequestType) -> Result<Raw, String> {
+        if matches!(kind, RequestType::Open | RequestType::Create) {
+            let mut data = [0u8; 4];
+            let mut iov = [IoSliceMut::new(&mut data)];
+            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let msg = recvmsg(&self.sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)
+                .map_err(|e| e.to_string())?;
+            if msg.bytes == 0 {
+                return Err("EOF".into());
+            }
+            let mut fd = None;
+            for m in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(fds) = m {
+                    fd = fds.into_iter().next();
+                }
+            }
+            let value = i32::from_ne_bytes(data);
+            return Ok(Raw::Fd(match fd {
+                Some(fd) if value == i32::MAX => Ok(fd),
+                Some(_) => Err(-9999),
+                None => Err(value),
+            }));
+        }
+        let mut header = [0u8; HEADER_SIZE];
+        read_exact(&self.sock, &mut header)?;
+        let h = Header::decode(&header);
+        let mut payload = vec![0u8; h.size as usize];
+        read_exact(&self.sock, &mut payload)?;
+        Ok(Raw::Message {
+            kind: h.kind,
+            payload,
+        })
+    }
+
+    pub fn call(&self, req: &Request<'_>) -> Raw {
+        let frame = client::encode(req);
+        let kind = RequestType::from_wire(u32::from_ne_bytes(frame[..4].try_into().unwrap())).unwrap();
+        self.send_raw(&frame);
+        self.recv(kind)
+            .unwrap_or_else(|e| panic!("{:?}: no reply to {req:?}: {e}\n{}", self.flavor, self.stderr()))
+    }
+
+    /// A status request: 0 or -errno.
+    pub fn status(&self, req: &Request<'_>) -> i32 {
+        match self.call(req) {
+            Raw::Message { kind, payload } => {
+                assert_eq!(payload.len(), 4, "status payload");
+                let v = i32::from_ne_bytes(payload[..4].try_into().unwrap());
+                assert_eq!(kind, if v < 0 { T_ERROR } else { T_SUCCESS });
+                v
+            }
+            other => panic!("expected a status, got {other:?}"),
+        }
+    }
+
+    /// A response: the payload, or -errno.
+    pub fn response(&self, req: &Request<'_>) -> Result<Vec<u8>, i32> {
+        match self.call(req) {
+            Raw::Message { kind: T_SUCCESS, payload } => Ok(payload),
+            Raw::Message { kind: T_ERROR, payload } => {
+                assert_eq!(payload.len(), 4);
+                Err(i32::from_ne_bytes(payload[..4].try_into().unwrap()))
+            }
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    pub fn fd(&self, req: &Request<'_>) -> Result<File, i32> {
+        match self.call(req) {
+            Raw::Fd(r) => r.map(File::from),
+            other => panic!("expected an fd reply, got {other:?}"),
+        }
+    }
+
+    pub fn open(&self, path: &str, flags: i32) -> Result<File, i32> {
+        self.fd(&Request::Open {
+            path: path.as_bytes(),
+            flags,
+        })
+    }
+
+    pub fn lstat(&self, path: &str) -> Result<WireStat, i32> {
+        self.response(&Request::Lstat { path: path.as_bytes() })
+            .map(|p| WireStat::decode(&p).expect("stat payload"))
+    }
+
+    pub fn statfs(&self, path: &str) -> Result<WireStatFs, i32> {
+        self.response(&Request::Statfs { path: path.as_bytes() })
+            .map(|p| WireStatFs::decode(&p).expect("statfs payload"))
+    }
+
+    /// Closes our end and waits (bounded) for the helper to exit.
+    pub fn finish(mut self) -> ExitStatus {
+        drop(std::mem::replace(&mut self.sock, dev_null()));
+        self.wait(Duration::from_secs(10)).expect("helper did not exit after disconnect")
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Number of open fds in the helper.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("helper's fd dir")
+            .count()
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dev_null() -> OwnedFd {
+    File::open("/dev/null").unwrap().into()
+}
+
+pub fn errno(e: rustix::io::Errno) -> i32 {
+    -e.raw_os_error()
+}
+
+/// A scratch export with a canary directory beside it (outside the export).
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+    pub export: PathBuf,
+    pub outside: PathBuf,
+}
+
+pub const CANARY_TEXT: &str = "canary: must stay untouched\n";
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("vph-test").tempdir().expect("tempdir");
+        let export = dir.path().join("export");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&export).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("canary"), CANARY_TEXT).unwrap();
+        Scratch { dir, export, outside }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.export.join(rel)
+    }
+
+    /// The canary's content, mode, owner and times, to compare before/after.
+    pub fn canary_state(&self) -> String {
+        use std::os::unix::fs::MetadataExt;
+        let mut s = String::new();
+        for entry in walk(&self.outside) {
+            let m = std::fs::symlink_metadata(&entry).unwrap();
+            let content = if m.is_file() { std::fs::read(&entry).unwrap() } else { Vec::new() };
+            s.push_str(&format!(
+                "{} {:o} {}:{} {} {} {:?}\n",
+                entry.display(),
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.size(),
+                m.mtime_nsec(),
+                content
+            ));
+            let _ = m.atime();
+        }
+        s
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for e in entries {
+        if e.is_dir() && !e.is_symlink() {
+            out.extend(walk(&e));
+        } else {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Flavors to run a behaviour test against: both of ours, always.
+pub const OURS: [Flavor; 2] = [Flavor::Openat2, Flavor::Walker];
+
+impl PartialEq for Raw {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Raw::Fd(a), Raw::Fd(b)) => a.as_ref().err() == b.as_ref().err() && a.is_ok() == b.is_ok(),
+            (Raw::Message { kind: k1, payload: p1 }, Raw::Message { kind: k2, payload: p2 }) => {
+                k1 == k2 && p1 == p2
+            }
+            _ => false,
+        }
+    }
+}
