@@ -3,7 +3,20 @@ use std::process::ExitCode;
 use virtfs_proxy_helper::{app, cli::Cli};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // Every misuse: one line, then the usage (clap leaves it out of
+            // some errors, such as an invalid value).
+            let text = e.render().to_string();
+            eprint!("{text}");
+            if !text.contains("Usage:") {
+                eprintln!("\n{}", Cli::command().render_usage());
+            }
+            return ExitCode::from(2);
+        }
+    };
     if let Err(msg) = app::validate(&cli) {
         Cli::command().error(ErrorKind::ValueValidation, msg).exit();
     }

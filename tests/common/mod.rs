@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::IoSliceMut;
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags, SocketType,
@@ -394,6 +394,39 @@ impl PartialEq for Raw {
                 k1 == k2 && p1 == p2
             }
             _ => false,
+        }
+    }
+}
+
+impl Helper {
+    /// Talks to an already running helper over `sock`; the caller owns and
+    /// reaps the process.
+    pub fn adopt(_pid: u32, sock: OwnedFd) -> AdoptedHelper {
+        AdoptedHelper { sock }
+    }
+}
+
+pub struct AdoptedHelper {
+    sock: OwnedFd,
+}
+
+impl AdoptedHelper {
+    pub fn lstat(&self, path: &str) -> Result<WireStat, i32> {
+        let frame = client::encode(&Request::Lstat { path: path.as_bytes() });
+        let mut rest = &frame[..];
+        while !rest.is_empty() {
+            let n = rustix::net::send(&self.sock, rest, rustix::net::SendFlags::NOSIGNAL).unwrap();
+            rest = &rest[n..];
+        }
+        let mut header = [0u8; HEADER_SIZE];
+        read_exact(&self.sock, &mut header).unwrap();
+        let h = Header::decode(&header);
+        let mut payload = vec![0u8; h.size as usize];
+        read_exact(&self.sock, &mut payload).unwrap();
+        if h.kind == T_SUCCESS {
+            Ok(WireStat::decode(&payload).unwrap())
+        } else {
+            Err(i32::from_ne_bytes(payload[..4].try_into().unwrap()))
         }
     }
 }
