@@ -26,6 +26,8 @@ pub const ORIGINAL: &str = "/usr/lib/qemu/virtfs-proxy-helper";
 /// Which helper a test talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
+    /// Ours with `--resolver auto`.
+    Auto,
     Openat2,
     Walker,
     Original,
@@ -78,6 +80,8 @@ pub struct Spawn<'a> {
     pub extra: Vec<String>,
     /// Runs in the child before exec (after the socket is in place).
     pub pre_exec: Option<Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>>,
+    /// A program (and its arguments) to run the helper under, e.g. unshare.
+    pub wrapper: Vec<String>,
 }
 
 impl<'a> Spawn<'a> {
@@ -87,6 +91,7 @@ impl<'a> Spawn<'a> {
             export,
             extra: Vec::new(),
             pre_exec: None,
+            wrapper: Vec::new(),
         }
     }
 
@@ -111,7 +116,11 @@ impl<'a> Spawn<'a> {
             }
             flavor => {
                 let mut c = Command::new(our_binary());
-                let resolver = if flavor == Flavor::Walker { "walker" } else { "openat2" };
+                let resolver = match flavor {
+                    Flavor::Walker => "walker",
+                    Flavor::Auto => "auto",
+                    _ => "openat2",
+                };
                 c.args(["--nodaemon", "--fd", "3", "--path"])
                     .arg(self.export)
                     .args(["--resolver", resolver, "--log-level", "debug"]);
@@ -119,6 +128,11 @@ impl<'a> Spawn<'a> {
             }
         };
         cmd.args(&self.extra);
+        if let Some((program, args)) = self.wrapper.split_first() {
+            let mut wrapped = Command::new(program);
+            wrapped.args(args).arg(cmd.get_program()).args(cmd.get_args());
+            cmd = wrapped;
+        }
         let stderr_dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = stderr_dir.path().join("stderr");
         cmd.stdin(Stdio::null())
