@@ -32,7 +32,10 @@ impl<E: std::fmt::Display> From<(&str, E)> for SetupError {
 /// directory, looked at without following a final symlink.
 pub fn validate(cli: &Cli) -> Result<(), String> {
     match rustix::fs::lstat(&cli.path) {
-        Err(e) => Err(format!("invalid path \"{}\" specified: {e}", cli.path.display())),
+        Err(e) => Err(format!(
+            "invalid path \"{}\" specified: {e}",
+            cli.path.display()
+        )),
         Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Directory => Err(format!(
             "specified path \"{}\" is not a directory",
             cli.path.display()
@@ -63,12 +66,20 @@ fn inherited_socket(fd: i32) -> Result<OwnedFd, SetupError> {
 /// A bound, listening socket file, owned by uid:gid, mode 0770 & ~umask.
 fn listen_on(path: &Path, uid: u32, gid: u32) -> Result<OwnedFd, SetupError> {
     if rustix::fs::lstat(path).is_ok() {
-        return Err(SetupError(format!("socket {} already exists", path.display())));
+        return Err(SetupError(format!(
+            "socket {} already exists",
+            path.display()
+        )));
     }
     let addr = SocketAddrUnix::new(path)
         .map_err(|_| SetupError(format!("socket path {} is too long", path.display())))?;
-    let sock = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .map_err(|e| SetupError::from(("socket", e)))?;
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| SetupError::from(("socket", e)))?;
     // Mask the other-bits, as the original does: QEMU's uid/gid get access.
     let old = rustix::process::umask(Mode::from_raw_mode(0o007));
     let bound = rustix::net::bind(&sock, &addr);
@@ -116,7 +127,7 @@ fn has_generation_numbers(root: BorrowedFd<'_>) -> bool {
     const XFS_SUPER_MAGIC: i64 = 0x58465342;
     fstatfs(root).is_ok_and(|st| {
         matches!(
-            st.f_type as i64,
+            st.f_type,
             EXT2_SUPER_MAGIC | BTRFS_SUPER_MAGIC | REISERFS_SUPER_MAGIC | XFS_SUPER_MAGIC
         )
     })
@@ -142,7 +153,10 @@ fn confine(cli: &Cli) -> Result<Export, SetupError> {
 
     rustix::process::fchdir(&root).map_err(|e| SetupError::from(("fchdir to the export", e)))?;
     if cli.no_chroot {
-        warn!("--no-chroot: not chrooting; the {} resolver alone confines paths", resolver.kind().name());
+        warn!(
+            "--no-chroot: not chrooting; the {} resolver alone confines paths",
+            resolver.kind().name()
+        );
     } else {
         // chroot(".") after fchdir: the new root is the very directory held
         // open, not whatever the path names by now.
@@ -199,7 +213,10 @@ fn start(cli: &Cli) -> Result<Connection, SetupError> {
             .map_err(|e| SetupError::from(("logging", e)))?;
     } else {
         if let Err(e) = logging::init(LogTarget::Syslog, cli.log_level.into()) {
-            eprintln!("{}: syslog is not reachable ({e}); logs are discarded", logging::PROGRAM);
+            eprintln!(
+                "{}: syslog is not reachable ({e}); logs are discarded",
+                logging::PROGRAM
+            );
         }
         daemonize::Daemonize::new()
             .working_directory("/")

@@ -75,7 +75,10 @@ impl Export {
                 let parent = if parent.is_root() {
                     Dir::Root(self.root.as_fd())
                 } else {
-                    Dir::Opened(self.resolver.open_beneath(self.root.as_fd(), parent, true)?)
+                    Dir::Opened(
+                        self.resolver
+                            .open_beneath(self.root.as_fd(), parent, true)?,
+                    )
                 };
                 Ok(Target::Entry { parent, name })
             }

@@ -63,7 +63,10 @@ impl<'a> ClientPath<'a> {
     /// as the kernel would answer).
     pub fn parse(raw: &'a [u8]) -> OpResult<Self> {
         if raw.contains(&0) {
-            return Err(OpError::new(Errno::INVAL, "refused path with an embedded NUL"));
+            return Err(OpError::new(
+                Errno::INVAL,
+                "refused path with an embedded NUL",
+            ));
         }
         if raw.len() >= PATH_MAX {
             return Err(OpError::new(Errno::NAMETOOLONG, "path too long"));
@@ -88,8 +91,8 @@ impl<'a> ClientPath<'a> {
 
     /// Splits into the parent path and the final component.
     pub fn split_last(&self) -> (ClientPath<'a>, Final<'a>) {
-        let trimmed_len = self.rel.len()
-            - self.rel.iter().rev().take_while(|&&b| b == b'/').count();
+        let trimmed_len =
+            self.rel.len() - self.rel.iter().rev().take_while(|&&b| b == b'/').count();
         let trimmed = &self.rel[..trimmed_len];
         if trimmed.is_empty() {
             return (*self, Final::Root);

@@ -37,8 +37,16 @@ impl Privileges {
     /// never had (for the log: an unprivileged run lacks them all).
     pub fn limit_to_kept() -> Result<(Self, Vec<Capability>), caps::errors::CapsError> {
         let permitted = caps::read(None, CapSet::Permitted)?;
-        let kept: CapsHashSet = KEPT.iter().copied().filter(|c| permitted.contains(c)).collect();
-        let missing = KEPT.iter().copied().filter(|c| !permitted.contains(c)).collect();
+        let kept: CapsHashSet = KEPT
+            .iter()
+            .copied()
+            .filter(|c| permitted.contains(c))
+            .collect();
+        let missing = KEPT
+            .iter()
+            .copied()
+            .filter(|c| !permitted.contains(c))
+            .collect();
         // Effective first: it must stay a subset of permitted at every step.
         caps::set(None, CapSet::Effective, &kept)?;
         caps::set(None, CapSet::Permitted, &kept)?;
@@ -106,7 +114,11 @@ impl Drop for AssumedIdentity<'_> {
         let restored = set_thread_res_uid(None, self.saved_uid, self.saved_uid)
             .and_then(|()| set_thread_res_gid(None, self.saved_gid, self.saved_gid))
             .map_err(|e| e.to_string())
-            .and_then(|()| self.privileges.restore_effective().map_err(|e| e.to_string()));
+            .and_then(|()| {
+                self.privileges
+                    .restore_effective()
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = restored {
             // Serving on under the guest's identity would be wrong either way:
             // stop, as the original aborts here.

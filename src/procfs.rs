@@ -61,7 +61,7 @@ impl ProcSelfFd {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        if fstatfs(&dir)?.f_type as i64 != PROC_SUPER_MAGIC {
+        if fstatfs(&dir)?.f_type != PROC_SUPER_MAGIC {
             return Err(Errno::NODEV);
         }
         Ok(ProcSelfFd { dir })
@@ -78,7 +78,12 @@ impl ProcSelfFd {
     /// chmod of the inode `fd` refers to (any type, symlinks excepted: an
     /// `O_PATH` fd of a symlink makes the kernel answer EOPNOTSUPP).
     pub fn chmod(&self, fd: BorrowedFd<'_>, mode: Mode) -> Result<(), Errno> {
-        rustix::fs::chmodat(&self.dir, FdName::new(fd).as_bytes(), mode, rustix::fs::AtFlags::empty())
+        rustix::fs::chmodat(
+            &self.dir,
+            FdName::new(fd).as_bytes(),
+            mode,
+            rustix::fs::AtFlags::empty(),
+        )
     }
 
     pub fn as_fd(&self) -> BorrowedFd<'_> {

@@ -157,7 +157,10 @@ impl std::fmt::Display for DecodeError {
         match self {
             DecodeError::Truncated { field } => write!(f, "payload ends before field `{field}`"),
             DecodeError::StringOverrun { field, len } => {
-                write!(f, "string `{field}` claims {len} bytes, more than the payload holds")
+                write!(
+                    f,
+                    "string `{field}` claims {len} bytes, more than the payload holds"
+                )
             }
         }
     }
@@ -278,7 +281,9 @@ impl<'a> Reader<'a> {
     }
 
     fn d(&mut self, field: &'static str) -> Result<i32, DecodeError> {
-        Ok(i32::from_ne_bytes(self.take(4, field)?.try_into().expect("4 bytes")))
+        Ok(i32::from_ne_bytes(
+            self.take(4, field)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u(&mut self, field: &'static str) -> Result<u32, DecodeError> {
@@ -286,7 +291,9 @@ impl<'a> Reader<'a> {
     }
 
     fn q(&mut self, field: &'static str) -> Result<i64, DecodeError> {
-        Ok(i64::from_ne_bytes(self.take(8, field)?.try_into().expect("8 bytes")))
+        Ok(i64::from_ne_bytes(
+            self.take(8, field)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn s(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {

@@ -56,7 +56,9 @@ fn first_path<'a>(req: &protocol::Request<'a>) -> &'a [u8] {
     match *req {
         Open { path, .. } | Create { path, .. } | Mknod { path, .. } | Mkdir { path, .. } => path,
         Symlink { path, .. } | Lstat { path } | Readlink { path, .. } | Statfs { path } => path,
-        Chmod { path, .. } | Chown { path, .. } | Truncate { path, .. } | Utime { path, .. } => path,
+        Chmod { path, .. } | Chown { path, .. } | Truncate { path, .. } | Utime { path, .. } => {
+            path
+        }
         Remove { path } | Lgetxattr { path, .. } | Llistxattr { path, .. } => path,
         Lsetxattr { path, .. } | Lremovexattr { path, .. } | Getversion { path } => path,
         Link { old, .. } | Rename { old, .. } => old,
@@ -66,7 +68,9 @@ fn first_path<'a>(req: &protocol::Request<'a>) -> &'a [u8] {
 /// Serves requests until the peer disconnects (`Ok`) or the stream breaks.
 pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
     let mut out = Vec::with_capacity(HEADER_SIZE + protocol::MAX_PAYLOAD);
-    let mut escapes = EscapeLog { seen: HashSet::new() };
+    let mut escapes = EscapeLog {
+        seen: HashSet::new(),
+    };
     let mut served = 0u64;
     loop {
         let frame = match conn.read_frame() {

@@ -17,10 +17,16 @@ pub enum RecvError {
     /// The peer closed the connection between requests: a clean end.
     Closed,
     /// The peer closed the connection inside a frame.
-    Truncated { have: usize, want: usize },
+    Truncated {
+        have: usize,
+        want: usize,
+    },
     /// The header announces more than [`MAX_PAYLOAD`] bytes (fatal, as in
     /// the original: the stream cannot be resynchronised).
-    Oversize { kind: u32, size: u32 },
+    Oversize {
+        kind: u32,
+        size: u32,
+    },
     Io(Errno),
 }
 
@@ -29,7 +35,10 @@ impl std::fmt::Display for RecvError {
         match self {
             RecvError::Closed => write!(f, "connection closed"),
             RecvError::Truncated { have, want } => {
-                write!(f, "connection closed inside a frame ({have} of {want} bytes)")
+                write!(
+                    f,
+                    "connection closed inside a frame ({have} of {want} bytes)"
+                )
             }
             RecvError::Oversize { kind, size } => write!(
                 f,

@@ -7,7 +7,10 @@ use common::*;
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(our_binary()).args(args).output().expect("run helper")
+    Command::new(our_binary())
+        .args(args)
+        .output()
+        .expect("run helper")
 }
 
 fn assert_misuse(args: &[&str], needle: &str) {
@@ -15,7 +18,10 @@ fn assert_misuse(args: &[&str], needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{args:?} should fail");
     assert!(stderr.contains(needle), "{args:?}: {stderr}");
-    assert!(stderr.contains("Usage:"), "{args:?} prints the usage: {stderr}");
+    assert!(
+        stderr.contains("Usage:"),
+        "{args:?} prints the usage: {stderr}"
+    );
 }
 
 #[test]
@@ -24,7 +30,10 @@ fn misuse_exits_nonzero_with_one_line_and_usage() {
     let d = dir.path().to_str().unwrap();
     assert_misuse(&[], "--path");
     assert_misuse(&["-p", d], "--fd");
-    assert_misuse(&["-p", d, "-f", "3", "-s", "/tmp/x", "-u", "1", "-g", "1"], "cannot be used with");
+    assert_misuse(
+        &["-p", d, "-f", "3", "-s", "/tmp/x", "-u", "1", "-g", "1"],
+        "cannot be used with",
+    );
     assert_misuse(&["-p", d, "-s", "/tmp/x"], "--uid");
     assert_misuse(&["-p", d, "-s", "/tmp/x", "-u", "1"], "--gid");
     assert_misuse(&["-p", d, "-f", "-1"], "-1");
@@ -32,10 +41,16 @@ fn misuse_exits_nonzero_with_one_line_and_usage() {
     assert_misuse(&["-p", "/nonexistent/dir", "-f", "3"], "invalid path");
     let file = dir.path().join("file");
     std::fs::write(&file, "").unwrap();
-    assert_misuse(&["-p", file.to_str().unwrap(), "-f", "3"], "not a directory");
+    assert_misuse(
+        &["-p", file.to_str().unwrap(), "-f", "3"],
+        "not a directory",
+    );
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(d, &link).unwrap();
-    assert_misuse(&["-p", link.to_str().unwrap(), "-f", "3"], "not a directory");
+    assert_misuse(
+        &["-p", link.to_str().unwrap(), "-f", "3"],
+        "not a directory",
+    );
     assert_misuse(&["-p", d, "-f", "3", "--resolver", "magic"], "magic");
 }
 
@@ -44,7 +59,16 @@ fn help_and_version() {
     let help = run(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for opt in ["--path", "--fd", "--socket", "--uid", "--gid", "--nodaemon", "--resolver", "--no-chroot"] {
+    for opt in [
+        "--path",
+        "--fd",
+        "--socket",
+        "--uid",
+        "--gid",
+        "--nodaemon",
+        "--resolver",
+        "--no-chroot",
+    ] {
         assert!(text.contains(opt), "help mentions {opt}");
     }
     let short = run(&["-h"]);
@@ -83,7 +107,10 @@ fn socket_mode_serves_one_connection() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !sock.exists() {
-        assert!(std::time::Instant::now() < deadline, "socket never appeared");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "socket never appeared"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let m = std::fs::symlink_metadata(&sock).unwrap();
@@ -91,7 +118,17 @@ fn socket_mode_serves_one_connection() {
     assert_eq!((m.uid(), m.gid()), (uid, gid));
     assert_eq!(m.permissions().mode() & 0o007, 0, "no access for others");
     // A second helper refuses the existing path.
-    let again = run(&["-n", "-p", s.export.to_str().unwrap(), "-s", sock.to_str().unwrap(), "-u", "0", "-g", "0"]);
+    let again = run(&[
+        "-n",
+        "-p",
+        s.export.to_str().unwrap(),
+        "-s",
+        sock.to_str().unwrap(),
+        "-u",
+        "0",
+        "-g",
+        "0",
+    ]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 

@@ -56,27 +56,91 @@ fn evil_paths(s: &Scratch) -> Vec<String> {
 /// One request of every type that takes a path, aimed at `path`.
 fn every_request<'a>(path: &'a [u8]) -> Vec<Request<'a>> {
     vec![
-        Request::Open { path, flags: libc::O_RDWR },
-        Request::Open { path, flags: libc::O_RDONLY | libc::O_DIRECTORY },
-        Request::Create { path, flags: libc::O_CREAT | libc::O_RDWR, mode: 0o666, uid: 0, gid: 0 },
-        Request::Mknod { uid: 0, gid: 0, path, mode: libc::S_IFIFO | 0o666, rdev: 0 },
-        Request::Mkdir { uid: 0, gid: 0, path, mode: 0o777 },
-        Request::Symlink { uid: 0, gid: 0, target: b"x", path },
-        Request::Link { old: path, new: b"//stolen-link" },
-        Request::Link { old: b"//inside", new: path },
+        Request::Open {
+            path,
+            flags: libc::O_RDWR,
+        },
+        Request::Open {
+            path,
+            flags: libc::O_RDONLY | libc::O_DIRECTORY,
+        },
+        Request::Create {
+            path,
+            flags: libc::O_CREAT | libc::O_RDWR,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        },
+        Request::Mknod {
+            uid: 0,
+            gid: 0,
+            path,
+            mode: libc::S_IFIFO | 0o666,
+            rdev: 0,
+        },
+        Request::Mkdir {
+            uid: 0,
+            gid: 0,
+            path,
+            mode: 0o777,
+        },
+        Request::Symlink {
+            uid: 0,
+            gid: 0,
+            target: b"x",
+            path,
+        },
+        Request::Link {
+            old: path,
+            new: b"//stolen-link",
+        },
+        Request::Link {
+            old: b"//inside",
+            new: path,
+        },
         Request::Lstat { path },
-        Request::Readlink { path, bufsize: 4096 },
+        Request::Readlink {
+            path,
+            bufsize: 4096,
+        },
         Request::Statfs { path },
         Request::Chmod { path, mode: 0o777 },
-        Request::Chown { path, uid: 0, gid: 0 },
+        Request::Chown {
+            path,
+            uid: 0,
+            gid: 0,
+        },
         Request::Truncate { path, length: 0 },
-        Request::Utime { path, atime: (1, 0), mtime: (1, 0) },
-        Request::Rename { old: path, new: b"//stolen" },
-        Request::Rename { old: b"//inside", new: path },
-        Request::Lsetxattr { path, name: b"user.evil", value: b"x", size: 1, flags: 0 },
-        Request::Lgetxattr { size: 64, path, name: b"user.x" },
+        Request::Utime {
+            path,
+            atime: (1, 0),
+            mtime: (1, 0),
+        },
+        Request::Rename {
+            old: path,
+            new: b"//stolen",
+        },
+        Request::Rename {
+            old: b"//inside",
+            new: path,
+        },
+        Request::Lsetxattr {
+            path,
+            name: b"user.evil",
+            value: b"x",
+            size: 1,
+            flags: 0,
+        },
+        Request::Lgetxattr {
+            size: 64,
+            path,
+            name: b"user.x",
+        },
         Request::Llistxattr { size: 4096, path },
-        Request::Lremovexattr { path, name: b"user.x" },
+        Request::Lremovexattr {
+            path,
+            name: b"user.x",
+        },
         Request::Getversion { path },
     ]
 }
@@ -112,7 +176,11 @@ fn attack_with(h: Helper, paths: &[String], s: &Scratch) {
                 Raw::Fd(Ok(fd)) => {
                     let m = fs::File::from(fd).metadata().unwrap();
                     assert_ne!((m.dev(), m.ino()), canary, "{req:?} opened the canary");
-                    assert_ne!((m.dev(), m.ino()), outside_dir, "{req:?} opened the outside dir");
+                    assert_ne!(
+                        (m.dev(), m.ino()),
+                        outside_dir,
+                        "{req:?} opened the outside dir"
+                    );
                 }
                 Raw::Message { kind: 0, payload } if matches!(req, Request::Lstat { .. }) => {
                     let st = virtfs_proxy_helper::protocol::WireStat::decode(&payload).unwrap();
@@ -128,7 +196,11 @@ fn attack_with(h: Helper, paths: &[String], s: &Scratch) {
             }
         }
     }
-    assert_eq!(s.canary_state(), before, "{flavor:?} {chroot:?}: something outside changed");
+    assert_eq!(
+        s.canary_state(),
+        before,
+        "{flavor:?} {chroot:?}: something outside changed"
+    );
     assert!(h.finish().success());
     assert!(tried > 200);
 }
@@ -150,8 +222,20 @@ fn with_proc_inside<'a>(spawn: Spawn<'a>, mountpoint: &Path) -> Spawn<'a> {
         // the fork; nothing here allocates.
         unsafe {
             if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
-                || libc::mount(c"/proc".as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) != 0
+                || libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    c"/proc".as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                ) != 0
             {
                 return Err(std::io::Error::last_os_error());
             }
@@ -193,13 +277,24 @@ fn magic_links(flavor: Flavor, chroot: bool) {
             if let Raw::Fd(Ok(fd)) = h.call(&req) {
                 let m = fs::File::from(fd).metadata().unwrap();
                 assert_ne!((m.dev(), m.ino()), canary, "{req:?} opened the canary");
-                assert_ne!((m.dev(), m.ino()), (exe.dev(), exe.ino()), "{req:?} opened the helper binary");
-                assert!(!m.is_dir() || m.ino() != fs::metadata("/").unwrap().ino(), "{req:?} opened /");
+                assert_ne!(
+                    (m.dev(), m.ino()),
+                    (exe.dev(), exe.ino()),
+                    "{req:?} opened the helper binary"
+                );
+                assert!(
+                    !m.is_dir() || m.ino() != fs::metadata("/").unwrap().ino(),
+                    "{req:?} opened /"
+                );
             }
         }
     }
     for p in ["//proc/self/exe", "//proc/self/root"] {
-        assert_eq!(h.open(p, libc::O_RDONLY).unwrap_err(), errno(rustix::io::Errno::LOOP), "{p}");
+        assert_eq!(
+            h.open(p, libc::O_RDONLY).unwrap_err(),
+            errno(rustix::io::Errno::LOOP),
+            "{p}"
+        );
     }
     assert_eq!(s.canary_state(), before);
     assert!(h.finish().success());
@@ -224,7 +319,12 @@ matrix!(escapes, magic_links);
 fn openat2_enosys_filter() -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     const NR_OPENAT2: u32 = 437;
-    let stmt = |code: u16, k: u32| libc::sock_filter { code, jt: 0, jf: 0, k };
+    let stmt = |code: u16, k: u32| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
     let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
     let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
@@ -239,12 +339,21 @@ fn openat2_enosys_filter() -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sy
     ];
     let program: &'static [libc::sock_filter] = Box::leak(program.into_boxed_slice());
     Box::new(move || {
-        let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut _ };
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr() as *mut _,
+        };
         // SAFETY: prctl with valid arguments; `fprog` points at a filter that
         // lives for the rest of the process.
         unsafe {
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _ as libc::c_ulong, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &fprog as *const _ as libc::c_ulong,
+                    0,
+                    0,
+                ) != 0
             {
                 return Err(std::io::Error::last_os_error());
             }
@@ -271,7 +380,10 @@ fn automatic_fallback_to_the_walker_when_openat2_is_missing() {
         assert_eq!(h.lstat("//hello").unwrap().size, 2);
         let log = h.stderr();
         assert!(log.contains("openat2 is not available"), "{log}");
-        assert!(log.contains("resolver=\"walker\"") || log.contains("resolver=walker"), "{log}");
+        assert!(
+            log.contains("resolver=\"walker\"") || log.contains("resolver=walker"),
+            "{log}"
+        );
         attack_with(h, &evil_paths(&s), &s);
     }
 }
@@ -283,5 +395,8 @@ fn auto_picks_openat2_where_available() {
     let h = Spawn::new(Flavor::Auto, &s.export).start();
     assert!(h.lstat("/").is_ok());
     let log = h.stderr();
-    assert!(log.contains("resolver=\"openat2\"") || log.contains("resolver=openat2"), "{log}");
+    assert!(
+        log.contains("resolver=\"openat2\"") || log.contains("resolver=openat2"),
+        "{log}"
+    );
 }

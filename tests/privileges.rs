@@ -28,7 +28,12 @@ fn only_the_originals_capabilities_are_kept() {
         assert_eq!(cap_field(h.pid(), "CapEff:"), KEPT_MASK);
         assert_eq!(cap_field(h.pid(), "CapInh:"), 0);
         // Still the full kept set after a creation under another identity.
-        let mkdir = Request::Mkdir { uid: 0, gid: 0, path: b"//d", mode: 0o755 };
+        let mkdir = Request::Mkdir {
+            uid: 0,
+            gid: 0,
+            path: b"//d",
+            mode: 0o755,
+        };
         assert_eq!(h.status(&mkdir), 0);
         assert_eq!(cap_field(h.pid(), "CapEff:"), KEPT_MASK);
         assert!(h.finish().success());
@@ -38,7 +43,10 @@ fn only_the_originals_capabilities_are_kept() {
 #[test]
 fn creations_take_the_guests_uid_and_gid() {
     if !is_real_root() {
-        skip("creations_take_the_guests_uid_and_gid", "switching to uid 1234 needs real root (the user-namespace run maps only uid 0; see lxd_invocation_in_a_user_namespace for a mapped range)");
+        skip(
+            "creations_take_the_guests_uid_and_gid",
+            "switching to uid 1234 needs real root (the user-namespace run maps only uid 0; see lxd_invocation_in_a_user_namespace for a mapped range)",
+        );
         return;
     }
     for flavor in [Flavor::Openat2, Flavor::Walker, Flavor::Original] {
@@ -50,18 +58,56 @@ fn creations_take_the_guests_uid_and_gid() {
         fs::set_permissions(&s.export, fs::Permissions::from_mode(0o700)).unwrap();
         let h = spawn(flavor, &s.export);
         let (uid, gid) = (1234, 4321);
-        let create = Request::Create { path: b"//file", flags: libc::O_CREAT | libc::O_RDWR | libc::O_EXCL, mode: 0o644, uid, gid };
+        let create = Request::Create {
+            path: b"//file",
+            flags: libc::O_CREAT | libc::O_RDWR | libc::O_EXCL,
+            mode: 0o644,
+            uid,
+            gid,
+        };
         assert!(h.fd(&create).is_ok());
-        assert_eq!(h.status(&Request::Mkdir { uid, gid, path: b"//dir", mode: 0o755 }), 0);
-        assert_eq!(h.status(&Request::Mknod { uid, gid, path: b"//fifo", mode: libc::S_IFIFO | 0o600, rdev: 0 }), 0);
-        assert_eq!(h.status(&Request::Symlink { uid, gid, target: b"file", path: b"//sym" }), 0);
+        assert_eq!(
+            h.status(&Request::Mkdir {
+                uid,
+                gid,
+                path: b"//dir",
+                mode: 0o755
+            }),
+            0
+        );
+        assert_eq!(
+            h.status(&Request::Mknod {
+                uid,
+                gid,
+                path: b"//fifo",
+                mode: libc::S_IFIFO | 0o600,
+                rdev: 0
+            }),
+            0
+        );
+        assert_eq!(
+            h.status(&Request::Symlink {
+                uid,
+                gid,
+                target: b"file",
+                path: b"//sym"
+            }),
+            0
+        );
         for name in ["file", "dir", "fifo", "sym"] {
             let m = fs::symlink_metadata(s.path(name)).unwrap();
             assert_eq!((m.uid(), m.gid()), (uid, gid), "{flavor:?} {name}");
         }
         // Back to the helper's own identity for the next request: a chown
         // needs CAP_CHOWN, which the guest identity does not have.
-        assert_eq!(h.status(&Request::Chown { path: b"//file", uid: 7, gid: 7 }), 0);
+        assert_eq!(
+            h.status(&Request::Chown {
+                path: b"//file",
+                uid: 7,
+                gid: 7
+            }),
+            0
+        );
         assert_eq!(fs::metadata(s.path("file")).unwrap().uid(), 7);
         assert!(h.finish().success());
     }
@@ -90,13 +136,20 @@ fn where_chroot_is_not_permitted_the_message_names_no_chroot() {
     let status = h.wait(std::time::Duration::from_secs(10)).expect("exits");
     assert!(!status.success());
     let log = h.stderr();
-    assert!(log.contains("chroot") && log.contains("--no-chroot"), "{log}");
+    assert!(
+        log.contains("chroot") && log.contains("--no-chroot"),
+        "{log}"
+    );
 
     let mut spawn = Spawn::new(Flavor::Openat2, &s.export).arg("--no-chroot");
     spawn.pre_exec = Some(without_chroot_capability());
     let h = spawn.start();
     assert_eq!(h.lstat("//f").unwrap().size, 1);
-    assert!(h.stderr().contains("--no-chroot: not chrooting"), "{}", h.stderr());
+    assert!(
+        h.stderr().contains("--no-chroot: not chrooting"),
+        "{}",
+        h.stderr()
+    );
     assert!(h.finish().success());
 }
 
@@ -106,12 +159,26 @@ fn where_chroot_is_not_permitted_the_message_names_no_chroot() {
 #[test]
 fn lxd_invocation_in_a_user_namespace() {
     if !is_real_root() {
-        skip("lxd_invocation_in_a_user_namespace", "mapping a uid range into a new user namespace needs real root");
+        skip(
+            "lxd_invocation_in_a_user_namespace",
+            "mapping a uid range into a new user namespace needs real root",
+        );
         return;
     }
-    let granted = |f| fs::read_to_string(f).unwrap_or_default().lines().any(|l| l.starts_with("root:100000:65536"));
-    if !std::path::Path::new("/usr/bin/newuidmap").exists() || !granted("/etc/subuid") || !granted("/etc/subgid") {
-        skip("lxd_invocation_in_a_user_namespace", "needs newuidmap (package uidmap) and root:100000:65536 in /etc/subuid and /etc/subgid, as an LXD host has; .ci/run sets both up");
+    let granted = |f| {
+        fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("root:100000:65536"))
+    };
+    if !std::path::Path::new("/usr/bin/newuidmap").exists()
+        || !granted("/etc/subuid")
+        || !granted("/etc/subgid")
+    {
+        skip(
+            "lxd_invocation_in_a_user_namespace",
+            "needs newuidmap (package uidmap) and root:100000:65536 in /etc/subuid and /etc/subgid, as an LXD host has; .ci/run sets both up",
+        );
         return;
     }
     for flavor in OURS {
@@ -119,22 +186,56 @@ fn lxd_invocation_in_a_user_namespace() {
         for p in [s.dir.path(), s.export.as_path()] {
             fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        rustix::fs::chown(&s.export, Some(rustix::fs::Uid::from_raw(100_000)), Some(rustix::fs::Gid::from_raw(100_000))).unwrap();
+        rustix::fs::chown(
+            &s.export,
+            Some(rustix::fs::Uid::from_raw(100_000)),
+            Some(rustix::fs::Gid::from_raw(100_000)),
+        )
+        .unwrap();
         let mut spawn = Spawn::new(flavor, &s.export);
-        spawn.wrapper = ["unshare", "--user", "--map-users=100000,0,65536", "--map-groups=100000,0,65536", "--setuid", "0", "--setgid", "0", "--"]
-            .map(String::from)
-            .to_vec();
+        spawn.wrapper = [
+            "unshare",
+            "--user",
+            "--map-users=100000,0,65536",
+            "--map-groups=100000,0,65536",
+            "--setuid",
+            "0",
+            "--setgid",
+            "0",
+            "--",
+        ]
+        .map(String::from)
+        .to_vec();
         let h = spawn.start();
         assert!(h.lstat("/").is_ok(), "{}", h.stderr());
-        let create = Request::Create { path: b"//from-guest", flags: libc::O_CREAT | libc::O_RDWR, mode: 0o640, uid: 1000, gid: 1000 };
+        let create = Request::Create {
+            path: b"//from-guest",
+            flags: libc::O_CREAT | libc::O_RDWR,
+            mode: 0o640,
+            uid: 1000,
+            gid: 1000,
+        };
         assert!(h.fd(&create).is_ok(), "{}", h.stderr());
-        assert_eq!(h.status(&Request::Mkdir { uid: 1000, gid: 1000, path: b"//dir", mode: 0o755 }), 0);
+        assert_eq!(
+            h.status(&Request::Mkdir {
+                uid: 1000,
+                gid: 1000,
+                path: b"//dir",
+                mode: 0o755
+            }),
+            0
+        );
         for name in ["from-guest", "dir"] {
             let m = fs::metadata(s.path(name)).unwrap();
             assert_eq!((m.uid(), m.gid()), (101_000, 101_000), "{flavor:?} {name}");
         }
         // An id outside the map cannot be taken.
-        let unmapped = Request::Mkdir { uid: 70_000, gid: 70_000, path: b"//nope", mode: 0o755 };
+        let unmapped = Request::Mkdir {
+            uid: 70_000,
+            gid: 70_000,
+            path: b"//nope",
+            mode: 0o755,
+        };
         assert_eq!(h.status(&unmapped), errno(rustix::io::Errno::INVAL));
         assert!(h.finish().success());
     }

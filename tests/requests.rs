@@ -29,25 +29,49 @@ fn open(flavor: Flavor) {
     let s = populated();
     let h = spawn(flavor, &s.export);
     let mut text = String::new();
-    h.open("//f", O_RDONLY).unwrap().read_to_string(&mut text).unwrap();
+    h.open("//f", O_RDONLY)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     assert_eq!(text, "hello");
     text.clear();
-    h.open("//l", O_RDONLY).unwrap().read_to_string(&mut text).unwrap();
+    h.open("//l", O_RDONLY)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     assert_eq!(text, "hello", "a final symlink is followed");
-    assert_eq!(h.open("//l", O_RDONLY | libc::O_NOFOLLOW).unwrap_err(), errno(Errno::LOOP));
+    assert_eq!(
+        h.open("//l", O_RDONLY | libc::O_NOFOLLOW).unwrap_err(),
+        errno(Errno::LOOP)
+    );
     let dir = h.open("//d", O_RDONLY | libc::O_DIRECTORY).unwrap();
     assert!(dir.metadata().unwrap().is_dir());
-    assert_eq!(h.open("//f", O_RDONLY | libc::O_DIRECTORY).unwrap_err(), errno(Errno::NOTDIR));
+    assert_eq!(
+        h.open("//f", O_RDONLY | libc::O_DIRECTORY).unwrap_err(),
+        errno(Errno::NOTDIR)
+    );
     assert_eq!(h.open("//nope", O_RDONLY).unwrap_err(), errno(Errno::NOENT));
     assert_eq!(h.open("//f/x", O_RDONLY).unwrap_err(), errno(Errno::NOTDIR));
-    assert_eq!(h.open("//d", libc::O_WRONLY).unwrap_err(), errno(Errno::ISDIR));
+    assert_eq!(
+        h.open("//d", libc::O_WRONLY).unwrap_err(),
+        errno(Errno::ISDIR)
+    );
     let mut w = h.open("//d/g", libc::O_WRONLY | libc::O_TRUNC).unwrap();
     w.write_all(b"written").unwrap();
     assert_eq!(fs::read_to_string(s.path("d/g")).unwrap(), "written");
     // The root itself and `..` that stays inside.
-    assert!(h.open("/", O_RDONLY | libc::O_DIRECTORY).unwrap().metadata().unwrap().is_dir());
+    assert!(
+        h.open("/", O_RDONLY | libc::O_DIRECTORY)
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .is_dir()
+    );
     text.clear();
-    h.open("//d/../f", O_RDONLY).unwrap().read_to_string(&mut text).unwrap();
+    h.open("//d/../f", O_RDONLY)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     assert_eq!(text, "hello");
     assert!(h.finish().success());
 }
@@ -66,15 +90,31 @@ fn create(flavor: Flavor) {
     let mut f = h.fd(&req("//d/new", creat | libc::O_EXCL)).unwrap();
     f.write_all(b"via fd").unwrap();
     let m = fs::metadata(s.path("d/new")).unwrap();
-    assert_eq!(m.permissions().mode() & 0o7777, 0o640, "umask 0 while serving");
+    assert_eq!(
+        m.permissions().mode() & 0o7777,
+        0o640,
+        "umask 0 while serving"
+    );
     assert_eq!(fs::read_to_string(s.path("d/new")).unwrap(), "via fd");
-    assert_eq!(h.fd(&req("//d/new", creat | libc::O_EXCL)).unwrap_err(), errno(Errno::EXIST));
+    assert_eq!(
+        h.fd(&req("//d/new", creat | libc::O_EXCL)).unwrap_err(),
+        errno(Errno::EXIST)
+    );
     // Without O_EXCL an existing file is opened.
     let mut again = String::new();
-    h.fd(&req("//d/new", creat)).unwrap().read_to_string(&mut again).unwrap();
+    h.fd(&req("//d/new", creat))
+        .unwrap()
+        .read_to_string(&mut again)
+        .unwrap();
     assert_eq!(again, "via fd");
-    assert_eq!(h.fd(&req("//missing/x", creat)).unwrap_err(), errno(Errno::NOENT));
-    assert_eq!(h.fd(&req("//f/x", creat)).unwrap_err(), errno(Errno::NOTDIR));
+    assert_eq!(
+        h.fd(&req("//missing/x", creat)).unwrap_err(),
+        errno(Errno::NOENT)
+    );
+    assert_eq!(
+        h.fd(&req("//f/x", creat)).unwrap_err(),
+        errno(Errno::NOTDIR)
+    );
     assert!(h.finish().success());
 }
 
@@ -92,13 +132,31 @@ fn mknod(flavor: Flavor) {
     let m = fs::symlink_metadata(s.path("fifo")).unwrap();
     assert!(m.file_type().is_fifo());
     assert_eq!(m.mode() & 0o7777, 0o604);
-    assert_eq!(h.status(&req("//plain", 0o600)), 0, "type 0 makes a regular file");
+    assert_eq!(
+        h.status(&req("//plain", 0o600)),
+        0,
+        "type 0 makes a regular file"
+    );
     assert!(fs::symlink_metadata(s.path("plain")).unwrap().is_file());
     assert_eq!(h.status(&req("//sock", libc::S_IFSOCK | 0o600)), 0);
-    assert!(fs::symlink_metadata(s.path("sock")).unwrap().file_type().is_socket());
-    assert_eq!(h.status(&req("//fifo", libc::S_IFIFO | 0o600)), errno(Errno::EXIST));
-    assert_eq!(h.status(&req("//dir", libc::S_IFDIR | 0o700)), errno(Errno::PERM));
-    assert_eq!(h.status(&req("//missing/x", libc::S_IFIFO | 0o600)), errno(Errno::NOENT));
+    assert!(
+        fs::symlink_metadata(s.path("sock"))
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    assert_eq!(
+        h.status(&req("//fifo", libc::S_IFIFO | 0o600)),
+        errno(Errno::EXIST)
+    );
+    assert_eq!(
+        h.status(&req("//dir", libc::S_IFDIR | 0o700)),
+        errno(Errno::PERM)
+    );
+    assert_eq!(
+        h.status(&req("//missing/x", libc::S_IFIFO | 0o600)),
+        errno(Errno::NOENT)
+    );
     assert!(h.finish().success());
 }
 
@@ -112,7 +170,10 @@ fn mkdir(flavor: Flavor) {
         mode: 0o751,
     };
     assert_eq!(h.status(&req("//d/sub")), 0);
-    assert_eq!(fs::metadata(s.path("d/sub")).unwrap().mode() & 0o7777, 0o751);
+    assert_eq!(
+        fs::metadata(s.path("d/sub")).unwrap().mode() & 0o7777,
+        0o751
+    );
     assert_eq!(h.status(&req("//d/sub")), errno(Errno::EXIST));
     assert_eq!(h.status(&req("/")), errno(Errno::EXIST));
     assert_eq!(h.status(&req("//d/..")), errno(Errno::EXIST));
@@ -144,8 +205,15 @@ fn symlink_and_readlink(flavor: Flavor) {
     };
     let payload = readlink("//d/sym", 4096).unwrap();
     assert_eq!(&payload[2..], b"../anything/at/all");
-    assert_eq!(u16::from_ne_bytes([payload[0], payload[1]]) as usize, payload.len() - 2);
-    assert_eq!(&readlink("//d/sym", 4).unwrap()[2..], b"../", "at most bufsize-1 bytes");
+    assert_eq!(
+        u16::from_ne_bytes([payload[0], payload[1]]) as usize,
+        payload.len() - 2
+    );
+    assert_eq!(
+        &readlink("//d/sym", 4).unwrap()[2..],
+        b"../",
+        "at most bufsize-1 bytes"
+    );
     assert_eq!(readlink("//f", 4096).unwrap_err(), errno(Errno::INVAL));
     assert_eq!(readlink("//nope", 4096).unwrap_err(), errno(Errno::NOENT));
     assert!(h.finish().success());
@@ -163,7 +231,13 @@ fn link(flavor: Flavor) {
     assert_eq!(link("//f", "//d/hard"), 0);
     assert_eq!(fs::metadata(s.path("f")).unwrap().nlink(), 2);
     assert_eq!(link("//l", "//lhard"), 0);
-    assert!(fs::symlink_metadata(s.path("lhard")).unwrap().file_type().is_symlink(), "not followed");
+    assert!(
+        fs::symlink_metadata(s.path("lhard"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "not followed"
+    );
     assert_eq!(link("//f", "//d/hard"), errno(Errno::EXIST));
     assert_eq!(link("//nope", "//x"), errno(Errno::NOENT));
     assert_eq!(link("//d", "//dirlink"), errno(Errno::PERM));
@@ -175,11 +249,16 @@ fn lstat(flavor: Flavor) {
     let h = spawn(flavor, &s.export);
     let root = h.lstat("/").unwrap();
     let host = fs::metadata(&s.export).unwrap();
-    assert_eq!((root.ino, root.dev, root.mode), (host.ino(), host.dev(), host.mode()));
+    assert_eq!(
+        (root.ino, root.dev, root.mode),
+        (host.ino(), host.dev(), host.mode())
+    );
     let f = h.lstat("//f").unwrap();
     let host = fs::metadata(s.path("f")).unwrap();
     assert_eq!(
-        (f.ino, f.size, f.nlink, f.mode, f.uid, f.gid, f.mtime, f.blksize),
+        (
+            f.ino, f.size, f.nlink, f.mode, f.uid, f.gid, f.mtime, f.blksize
+        ),
         (
             host.ino(),
             5,
@@ -192,9 +271,16 @@ fn lstat(flavor: Flavor) {
         )
     );
     let l = h.lstat("//l").unwrap();
-    assert_eq!(l.mode & libc::S_IFMT, libc::S_IFLNK, "a final symlink is not followed");
+    assert_eq!(
+        l.mode & libc::S_IFMT,
+        libc::S_IFLNK,
+        "a final symlink is not followed"
+    );
     assert_eq!(h.lstat("//d/..").unwrap().ino, root.ino);
-    assert_eq!(h.lstat("//d/.").unwrap().ino, fs::metadata(s.path("d")).unwrap().ino());
+    assert_eq!(
+        h.lstat("//d/.").unwrap().ino,
+        fs::metadata(s.path("d")).unwrap().ino()
+    );
     assert_eq!(h.lstat("//nope").unwrap_err(), errno(Errno::NOENT));
     assert_eq!(h.lstat("//f/x").unwrap_err(), errno(Errno::NOTDIR));
     assert!(h.finish().success());
@@ -285,11 +371,18 @@ fn utime(flavor: Flavor) {
     };
     assert_eq!(utime("//f", (1000, 5), (2000, 7)), 0);
     let m = fs::metadata(s.path("f")).unwrap();
-    assert_eq!((m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec()), (1000, 5, 2000, 7));
+    assert_eq!(
+        (m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec()),
+        (1000, 5, 2000, 7)
+    );
     assert_eq!(utime("//l", (3000, 0), (4000, 0)), 0);
     let l = fs::symlink_metadata(s.path("l")).unwrap();
     assert_eq!(l.mtime(), 4000, "the symlink itself");
-    assert_eq!(fs::metadata(s.path("f")).unwrap().mtime(), 2000, "not its target");
+    assert_eq!(
+        fs::metadata(s.path("f")).unwrap().mtime(),
+        2000,
+        "not its target"
+    );
     // UTIME_OMIT keeps, UTIME_NOW sets the clock.
     assert_eq!(utime("//f", (0, libc::UTIME_OMIT), (0, libc::UTIME_NOW)), 0);
     let m = fs::metadata(s.path("f")).unwrap();
@@ -323,7 +416,11 @@ fn rename(flavor: Flavor) {
 fn remove(flavor: Flavor) {
     let s = populated();
     let h = spawn(flavor, &s.export);
-    let remove = |path: &'static str| h.status(&Request::Remove { path: path.as_bytes() });
+    let remove = |path: &'static str| {
+        h.status(&Request::Remove {
+            path: path.as_bytes(),
+        })
+    };
     assert_eq!(remove("//d"), errno(Errno::NOTEMPTY));
     assert_eq!(remove("//d/g"), 0);
     assert!(!s.path("d/g").exists());
@@ -358,7 +455,7 @@ fn xattrs(flavor: Flavor) {
     };
     assert_eq!(set("//f", "user.vph", b"value\0bin", 0), 0);
     assert_eq!(
-        rustix::fs::getxattr(&s.path("f"), "user.vph", &mut [0u8; 64][..]).unwrap(),
+        rustix::fs::getxattr(s.path("f"), "user.vph", &mut [0u8; 64][..]).unwrap(),
         9
     );
     // Size 0: the length as a status-shaped reply.
@@ -369,21 +466,44 @@ fn xattrs(flavor: Flavor) {
             payload: 9i32.to_ne_bytes().to_vec()
         }
     );
-    let Raw::Message { kind: 0, payload } = get("//f", "user.vph", 64) else { panic!() };
+    let Raw::Message { kind: 0, payload } = get("//f", "user.vph", 64) else {
+        panic!()
+    };
     assert_eq!(&payload[2..], b"value\0bin");
-    let Raw::Message { kind: 1, payload } = get("//f", "user.vph", 2) else { panic!() };
-    assert_eq!(i32::from_ne_bytes(payload[..4].try_into().unwrap()), errno(Errno::RANGE));
-    let Raw::Message { kind: 1, payload } = get("//f", "user.none", 64) else { panic!() };
-    assert_eq!(i32::from_ne_bytes(payload[..4].try_into().unwrap()), errno(Errno::NODATA));
-    assert_eq!(set("//f", "user.vph", b"x", libc::XATTR_CREATE), errno(Errno::EXIST));
+    let Raw::Message { kind: 1, payload } = get("//f", "user.vph", 2) else {
+        panic!()
+    };
+    assert_eq!(
+        i32::from_ne_bytes(payload[..4].try_into().unwrap()),
+        errno(Errno::RANGE)
+    );
+    let Raw::Message { kind: 1, payload } = get("//f", "user.none", 64) else {
+        panic!()
+    };
+    assert_eq!(
+        i32::from_ne_bytes(payload[..4].try_into().unwrap()),
+        errno(Errno::NODATA)
+    );
+    assert_eq!(
+        set("//f", "user.vph", b"x", libc::XATTR_CREATE),
+        errno(Errno::EXIST)
+    );
     assert_eq!(set("//d", "user.dir", b"d", 0), 0);
     assert_eq!(set("/", "user.root", b"r", 0), 0);
-    assert_eq!(set("//l", "user.link", b"l", 0), errno(Errno::PERM), "user xattrs on the link itself");
+    assert_eq!(
+        set("//l", "user.link", b"l", 0),
+        errno(Errno::PERM),
+        "user xattrs on the link itself"
+    );
 
     let list = |size| h.call(&Request::Llistxattr { size, path: b"//f" });
-    let Raw::Message { kind: 0, payload } = list(0) else { panic!() };
+    let Raw::Message { kind: 0, payload } = list(0) else {
+        panic!()
+    };
     let len = i32::from_ne_bytes(payload[..4].try_into().unwrap());
-    let Raw::Message { kind: 0, payload } = list(4096) else { panic!() };
+    let Raw::Message { kind: 0, payload } = list(4096) else {
+        panic!()
+    };
     assert_eq!(payload.len() - 2, len as usize);
     assert!(payload.windows(9).any(|w| w == b"user.vph\0"));
 
@@ -410,9 +530,22 @@ fn getversion(flavor: Flavor) {
         let file = fs::File::open(s.path("f")).unwrap();
         let mut host: libc::c_long = 0;
         // SAFETY: FS_IOC_GETVERSION writes one long through the pointer.
-        assert_eq!(unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), 0x80087601, &mut host) }, 0);
+        assert_eq!(
+            unsafe {
+                libc::ioctl(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    0x80087601,
+                    &mut host,
+                )
+            },
+            0
+        );
         assert_eq!(version, host as u32 as u64);
-        assert_eq!(h.response(&Request::Getversion { path: b"//nope" }).unwrap_err(), errno(Errno::NOENT));
+        assert_eq!(
+            h.response(&Request::Getversion { path: b"//nope" })
+                .unwrap_err(),
+            errno(Errno::NOENT)
+        );
     } else {
         assert_eq!(version, 0, "no generation numbers on this filesystem");
     }

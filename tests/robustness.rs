@@ -13,7 +13,11 @@ use virtfs_proxy_helper::protocol::{HEADER_SIZE, Header, Request, RequestType};
 
 fn frame(kind: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    Header { kind, size: payload.len() as u32 }.encode(&mut out);
+    Header {
+        kind,
+        size: payload.len() as u32,
+    }
+    .encode(&mut out);
     out.extend_from_slice(payload);
     out
 }
@@ -32,13 +36,26 @@ fn string_overrunning_its_payload_gets_einval_and_the_connection_survives() {
         let mut payload = 500u16.to_ne_bytes().to_vec();
         payload.extend_from_slice(b"short");
         h.send_raw(&frame(RequestType::Lstat as u32, &payload));
-        let Raw::Message { kind: 1, payload } = h.recv(RequestType::Lstat).unwrap() else { panic!() };
-        assert_eq!(i32::from_ne_bytes(payload[..4].try_into().unwrap()), errno(Errno::INVAL));
+        let Raw::Message { kind: 1, payload } = h.recv(RequestType::Lstat).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            i32::from_ne_bytes(payload[..4].try_into().unwrap()),
+            errno(Errno::INVAL)
+        );
         // Truncated payloads for fd and status replies, too.
         h.send_raw(&frame(RequestType::Open as u32, &[1]));
-        assert!(matches!(h.recv(RequestType::Open).unwrap(), Raw::Fd(Err(e)) if e == errno(Errno::INVAL)));
+        assert!(
+            matches!(h.recv(RequestType::Open).unwrap(), Raw::Fd(Err(e)) if e == errno(Errno::INVAL))
+        );
         h.send_raw(&frame(RequestType::Chmod as u32, &[]));
-        assert_eq!(h.recv(RequestType::Chmod).unwrap(), Raw::Message { kind: 1, payload: errno(Errno::INVAL).to_ne_bytes().to_vec() });
+        assert_eq!(
+            h.recv(RequestType::Chmod).unwrap(),
+            Raw::Message {
+                kind: 1,
+                payload: errno(Errno::INVAL).to_ne_bytes().to_vec()
+            }
+        );
         assert!(h.lstat("/").is_ok(), "still serving");
         assert!(h.stderr().contains("malformed request"), "{}", h.stderr());
         assert!(h.finish().success());
@@ -53,7 +70,11 @@ fn unknown_type_closes_the_connection() {
         h.send_raw(&frame(99, b"whatever"));
         let status = h.wait(Duration::from_secs(10)).expect("helper exits");
         assert!(!status.success());
-        assert!(h.stderr().contains("unknown request type 99"), "{}", h.stderr());
+        assert!(
+            h.stderr().contains("unknown request type 99"),
+            "{}",
+            h.stderr()
+        );
     });
 }
 
@@ -63,7 +84,11 @@ fn oversize_header_closes_the_connection() {
         let s = Scratch::new();
         let mut h = spawn(flavor, &s.export);
         let mut out = Vec::new();
-        Header { kind: RequestType::Lstat as u32, size: 65537 }.encode(&mut out);
+        Header {
+            kind: RequestType::Lstat as u32,
+            size: 65537,
+        }
+        .encode(&mut out);
         h.send_raw(&out);
         let status = h.wait(Duration::from_secs(10)).expect("helper exits");
         assert!(!status.success());
@@ -99,9 +124,20 @@ fn embedded_nul_is_refused_and_the_victim_stays() {
         let s = Scratch::new();
         fs::write(s.path("victim"), "v").unwrap();
         let h = spawn(flavor, &s.export);
-        assert_eq!(h.status(&Request::Remove { path: b"//victim\0/../x" }), errno(Errno::INVAL));
+        assert_eq!(
+            h.status(&Request::Remove {
+                path: b"//victim\0/../x"
+            }),
+            errno(Errno::INVAL)
+        );
         assert_eq!(h.lstat("//victim\0").unwrap_err(), errno(Errno::INVAL));
-        let st = Request::Lsetxattr { path: b"//victim", name: b"user.a\0b", value: b"x", size: 1, flags: 0 };
+        let st = Request::Lsetxattr {
+            path: b"//victim",
+            name: b"user.a\0b",
+            value: b"x",
+            size: 1,
+            flags: 0,
+        };
         assert_eq!(h.status(&st), errno(Errno::INVAL));
         assert!(s.path("victim").exists());
         assert!(h.finish().success());
@@ -116,30 +152,68 @@ fn absurd_sizes_are_errors_not_crashes() {
         std::os::unix::fs::symlink("f", s.path("l")).unwrap();
         let h = spawn(flavor, &s.export);
         for bufsize in [i32::MIN, -1, 0, 1] {
-            let r = h.response(&Request::Readlink { path: b"//l", bufsize });
+            let r = h.response(&Request::Readlink {
+                path: b"//l",
+                bufsize,
+            });
             assert_eq!(r.unwrap_err(), errno(Errno::INVAL), "bufsize {bufsize}");
         }
-        assert_eq!(&h.response(&Request::Readlink { path: b"//l", bufsize: i32::MAX }).unwrap()[2..], b"f");
+        assert_eq!(
+            &h.response(&Request::Readlink {
+                path: b"//l",
+                bufsize: i32::MAX
+            })
+            .unwrap()[2..],
+            b"f"
+        );
         for size in [i32::MIN, -1] {
-            let get = h.response(&Request::Lgetxattr { size, path: b"//f", name: b"user.x" });
+            let get = h.response(&Request::Lgetxattr {
+                size,
+                path: b"//f",
+                name: b"user.x",
+            });
             assert_eq!(get.unwrap_err(), errno(Errno::INVAL));
             let list = h.response(&Request::Llistxattr { size, path: b"//f" });
             assert_eq!(list.unwrap_err(), errno(Errno::INVAL));
         }
         // A huge size is capped, never allocated.
-        assert!(h.response(&Request::Llistxattr { size: i32::MAX, path: b"//f" }).is_ok());
+        assert!(
+            h.response(&Request::Llistxattr {
+                size: i32::MAX,
+                path: b"//f"
+            })
+            .is_ok()
+        );
         // The size field may not claim more than the value carries.
         for size in [-1, 100, i32::MAX] {
-            let set = Request::Lsetxattr { path: b"//f", name: b"user.x", value: b"abc", size, flags: 0 };
+            let set = Request::Lsetxattr {
+                path: b"//f",
+                name: b"user.x",
+                value: b"abc",
+                size,
+                flags: 0,
+            };
             assert_eq!(h.status(&set), errno(Errno::INVAL), "size {size}");
         }
-        let set = Request::Lsetxattr { path: b"//f", name: b"user.x", value: b"abc", size: 2, flags: 0 };
+        let set = Request::Lsetxattr {
+            path: b"//f",
+            name: b"user.x",
+            value: b"abc",
+            size: 2,
+            flags: 0,
+        };
         assert_eq!(h.status(&set), 0);
         let mut buf = [0u8; 8];
-        assert_eq!(rustix::fs::getxattr(&s.path("f"), "user.x", &mut buf[..]).unwrap(), 2);
+        assert_eq!(
+            rustix::fs::getxattr(s.path("f"), "user.x", &mut buf[..]).unwrap(),
+            2
+        );
         // A path at PATH_MAX.
         let long = vec![b'a'; 5000];
-        assert_eq!(h.lstat(std::str::from_utf8(&long).unwrap()).unwrap_err(), errno(Errno::NAMETOOLONG));
+        assert_eq!(
+            h.lstat(std::str::from_utf8(&long).unwrap()).unwrap_err(),
+            errno(Errno::NAMETOOLONG)
+        );
         assert!(h.finish().success());
     });
 }
@@ -148,15 +222,32 @@ fn absurd_sizes_are_errors_not_crashes() {
 fn special_files_are_refused_with_enxio_without_blocking() {
     for_ours(|flavor| {
         let s = Scratch::new();
-        rustix::fs::mknodat(rustix::fs::CWD, &s.path("fifo"), rustix::fs::FileType::Fifo, 0o666.into(), 0).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            s.path("fifo"),
+            rustix::fs::FileType::Fifo,
+            0o666.into(),
+            0,
+        )
+        .unwrap();
         std::os::unix::fs::symlink("fifo", s.path("to-fifo")).unwrap();
         let sock = std::os::unix::net::UnixListener::bind(s.path("sock")).unwrap();
         let h = spawn(flavor, &s.export);
         for path in ["//fifo", "//to-fifo", "//sock"] {
             for flags in [libc::O_RDONLY, libc::O_WRONLY, libc::O_RDWR] {
-                assert_eq!(h.open(path, flags).unwrap_err(), errno(Errno::NXIO), "{path}");
+                assert_eq!(
+                    h.open(path, flags).unwrap_err(),
+                    errno(Errno::NXIO),
+                    "{path}"
+                );
             }
-            let create = Request::Create { path: path.as_bytes(), flags: libc::O_CREAT | libc::O_RDWR, mode: 0o600, uid: 0, gid: 0 };
+            let create = Request::Create {
+                path: path.as_bytes(),
+                flags: libc::O_CREAT | libc::O_RDWR,
+                mode: 0o600,
+                uid: 0,
+                gid: 0,
+            };
             assert_eq!(h.fd(&create).unwrap_err(), errno(Errno::NXIO), "{path}");
         }
         let version = h.response(&Request::Getversion { path: b"//fifo" });
@@ -164,10 +255,23 @@ fn special_files_are_refused_with_enxio_without_blocking() {
             assert_eq!(version.unwrap_err(), errno(Errno::NXIO));
         }
         if is_real_root() {
-            rustix::fs::mknodat(rustix::fs::CWD, &s.path("null"), rustix::fs::FileType::CharacterDevice, 0o666.into(), rustix::fs::makedev(1, 3)).unwrap();
-            assert_eq!(h.open("//null", libc::O_RDWR).unwrap_err(), errno(Errno::NXIO));
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                s.path("null"),
+                rustix::fs::FileType::CharacterDevice,
+                0o666.into(),
+                rustix::fs::makedev(1, 3),
+            )
+            .unwrap();
+            assert_eq!(
+                h.open("//null", libc::O_RDWR).unwrap_err(),
+                errno(Errno::NXIO)
+            );
         } else {
-            skip("special_files (device node part)", "creating a device node needs real root");
+            skip(
+                "special_files (device node part)",
+                "creating a device node needs real root",
+            );
         }
         assert!(h.lstat("//fifo").is_ok(), "lstat of a FIFO is fine");
         drop(sock);
@@ -189,7 +293,11 @@ fn ten_thousand_opens_leak_no_fd() {
             let _ = h.open(path, libc::O_RDONLY);
             if i % 1000 == 0 {
                 let _ = h.lstat("//d/f");
-                let _ = h.response(&Request::Lgetxattr { size: 0, path: b"//d/f", name: b"user.x" });
+                let _ = h.response(&Request::Lgetxattr {
+                    size: 0,
+                    path: b"//d/f",
+                    name: b"user.x",
+                });
             }
         }
         assert_eq!(h.fd_count(), before, "{flavor:?}");

@@ -6,8 +6,8 @@ use crate::export::{Export, Target};
 use crate::protocol::{WireStat, WireStatFs};
 use rustix::fd::AsFd;
 use rustix::fs::{
-    AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, chownat, fstat, fstatfs, ftruncate,
-    futimens, readlinkat, statat, utimensat,
+    AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, chownat, fstat, fstatfs,
+    ftruncate, futimens, readlinkat, statat, utimensat,
 };
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
@@ -89,7 +89,9 @@ pub fn statfs(ex: &Export, path: &[u8]) -> OpResult<WireStatFs> {
 /// name; chmod through `/proc/self/fd/N` acts on exactly the resolved inode.
 pub fn chmod(ex: &Export, path: &[u8], mode: u32) -> OpResult<()> {
     let fd = ex.open(path, true)?;
-    ex.proc.chmod(fd.as_fd(), Mode::from_raw_mode(mode)).ctx("chmod through /proc/self/fd")
+    ex.proc
+        .chmod(fd.as_fd(), Mode::from_raw_mode(mode))
+        .ctx("chmod through /proc/self/fd")
 }
 
 /// T_CHOWN: lchown semantics; -1 leaves an id unchanged.
@@ -97,9 +99,14 @@ pub fn chown(ex: &Export, path: &[u8], uid: u32, gid: u32) -> OpResult<()> {
     let owner = (uid != u32::MAX).then(|| Uid::from_raw(uid));
     let group = (gid != u32::MAX).then(|| Gid::from_raw(gid));
     match ex.target(path)? {
-        Target::Entry { parent, name } => {
-            chownat(&parent, name.as_bytes(), owner, group, AtFlags::SYMLINK_NOFOLLOW).ctx("fchownat")
-        }
+        Target::Entry { parent, name } => chownat(
+            &parent,
+            name.as_bytes(),
+            owner,
+            group,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ctx("fchownat"),
         Target::Directory { dir, .. } => {
             chownat(&dir, "", owner, group, AtFlags::EMPTY_PATH).ctx("fchownat AT_EMPTY_PATH")
         }

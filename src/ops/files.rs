@@ -19,9 +19,14 @@ fn open_checked(ex: &Export, opath: BorrowedFd<'_>, flags: OFlags) -> OpResult<O
         return Err(OpError::new(Errno::LOOP, "O_NOFOLLOW on a symlink"));
     }
     if !matches!(file_type, FileType::RegularFile | FileType::Directory) {
-        return Err(OpError::new(Errno::NXIO, "refused: not a regular file or directory"));
+        return Err(OpError::new(
+            Errno::NXIO,
+            "refused: not a regular file or directory",
+        ));
     }
-    ex.proc.reopen(opath, flags).ctx("reopen through /proc/self/fd")
+    ex.proc
+        .reopen(opath, flags)
+        .ctx("reopen through /proc/self/fd")
 }
 
 fn client_flags(flags: i32) -> OpResult<OFlags> {
@@ -67,11 +72,19 @@ pub fn create(
         Target::Directory { .. } if exclusive => {
             return Err(OpError::new(Errno::EXIST, "create of a directory path"));
         }
-        Target::Directory { .. } => return Err(OpError::new(Errno::ISDIR, "create of a directory path")),
+        Target::Directory { .. } => {
+            return Err(OpError::new(Errno::ISDIR, "create of a directory path"));
+        }
     };
-    let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid).ctx("switching to the guest's uid/gid")?;
+    let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid)
+        .ctx("switching to the guest's uid/gid")?;
     let create_flags = flags | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match openat(&parent, name.as_bytes(), create_flags, Mode::from_raw_mode(mode)) {
+    match openat(
+        &parent,
+        name.as_bytes(),
+        create_flags,
+        Mode::from_raw_mode(mode),
+    ) {
         Err(Errno::EXIST) if !exclusive => {
             let opath = ex.open(path, true)?;
             open_checked(ex, opath.as_fd(), flags)

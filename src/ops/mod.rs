@@ -54,9 +54,9 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
             uid,
             gid,
         } => Reply::Fd(files::create(ex, path, flags, mode, uid, gid)),
-        Request::Getversion { path } => {
-            Reply::Response(files::getversion(ex, path).map(|v| out.extend_from_slice(&v.to_ne_bytes())))
-        }
+        Request::Getversion { path } => Reply::Response(
+            files::getversion(ex, path).map(|v| out.extend_from_slice(&v.to_ne_bytes())),
+        ),
         Request::Mknod {
             uid,
             gid,
@@ -92,9 +92,9 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
         Request::Chown { path, uid, gid } => status(attrs::chown(ex, path, uid, gid)),
         Request::Truncate { path, length } => status(attrs::truncate(ex, path, length)),
         Request::Utime { path, atime, mtime } => status(attrs::utime(ex, path, atime, mtime)),
-        Request::Lgetxattr { size, path, name } => xattr_reply(size, out, |buf| {
-            xattrs::lgetxattr(ex, path, name, buf)
-        }),
+        Request::Lgetxattr { size, path, name } => {
+            xattr_reply(size, out, |buf| xattrs::lgetxattr(ex, path, name, buf))
+        }
         Request::Llistxattr { size, path } => {
             xattr_reply(size, out, |buf| xattrs::llistxattr(ex, path, buf))
         }

@@ -6,7 +6,9 @@ use crate::error::{Context, OpError, OpResult};
 use crate::export::{Dir, Export, Target};
 use crate::path::{Final, Name};
 use crate::privilege::AssumedIdentity;
-use rustix::fs::{AtFlags, FileType, Mode, linkat, mkdirat, mknodat, renameat, symlinkat, unlinkat};
+use rustix::fs::{
+    AtFlags, FileType, Mode, linkat, mkdirat, mknodat, renameat, symlinkat, unlinkat,
+};
 use rustix::io::Errno;
 
 /// Resolves a path that names a new or existing entry. A path ending in the
@@ -38,14 +40,23 @@ fn mknod_type(mode: u32) -> OpResult<FileType> {
 pub fn mknod(ex: &Export, uid: u32, gid: u32, path: &[u8], mode: u32, rdev: u64) -> OpResult<()> {
     let (parent, name) = entry(ex, path, Errno::EXIST)?;
     let file_type = mknod_type(mode)?;
-    let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid).ctx("switching to the guest's uid/gid")?;
-    mknodat(&parent, name.as_bytes(), file_type, Mode::from_raw_mode(mode), rdev).ctx("mknodat")
+    let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid)
+        .ctx("switching to the guest's uid/gid")?;
+    mknodat(
+        &parent,
+        name.as_bytes(),
+        file_type,
+        Mode::from_raw_mode(mode),
+        rdev,
+    )
+    .ctx("mknodat")
 }
 
 /// T_MKDIR, as the guest's uid/gid.
 pub fn mkdir(ex: &Export, uid: u32, gid: u32, path: &[u8], mode: u32) -> OpResult<()> {
     let (parent, name) = entry(ex, path, Errno::EXIST)?;
-    let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid).ctx("switching to the guest's uid/gid")?;
+    let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid)
+        .ctx("switching to the guest's uid/gid")?;
     mkdirat(&parent, name.as_bytes(), Mode::from_raw_mode(mode)).ctx("mkdirat")
 }
 
@@ -53,7 +64,8 @@ pub fn mkdir(ex: &Export, uid: u32, gid: u32, path: &[u8], mode: u32) -> OpResul
 /// data here, and only ever resolved beneath the root later.
 pub fn symlink(ex: &Export, uid: u32, gid: u32, target: &[u8], path: &[u8]) -> OpResult<()> {
     let (parent, name) = entry(ex, path, Errno::EXIST)?;
-    let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid).ctx("switching to the guest's uid/gid")?;
+    let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid)
+        .ctx("switching to the guest's uid/gid")?;
     symlinkat(target, &parent, name.as_bytes()).ctx("symlinkat")
 }
 
@@ -61,15 +73,27 @@ pub fn symlink(ex: &Export, uid: u32, gid: u32, target: &[u8], path: &[u8]) -> O
 pub fn link(ex: &Export, old: &[u8], new: &[u8]) -> OpResult<()> {
     let (old_parent, old_name) = entry(ex, old, Errno::PERM)?;
     let (new_parent, new_name) = entry(ex, new, Errno::EXIST)?;
-    linkat(&old_parent, old_name.as_bytes(), &new_parent, new_name.as_bytes(), AtFlags::empty())
-        .ctx("linkat")
+    linkat(
+        &old_parent,
+        old_name.as_bytes(),
+        &new_parent,
+        new_name.as_bytes(),
+        AtFlags::empty(),
+    )
+    .ctx("linkat")
 }
 
 /// T_RENAME.
 pub fn rename(ex: &Export, old: &[u8], new: &[u8]) -> OpResult<()> {
     let (old_parent, old_name) = entry(ex, old, Errno::BUSY)?;
     let (new_parent, new_name) = entry(ex, new, Errno::BUSY)?;
-    renameat(&old_parent, old_name.as_bytes(), &new_parent, new_name.as_bytes()).ctx("renameat")
+    renameat(
+        &old_parent,
+        old_name.as_bytes(),
+        &new_parent,
+        new_name.as_bytes(),
+    )
+    .ctx("renameat")
 }
 
 /// T_REMOVE: remove(3), a file or an empty directory.

@@ -52,7 +52,10 @@ impl Drop for InDirectory<'_> {
 /// Where an xattr call acts: a name in the working directory (its parent),
 /// or a real fd of the directory the path ends in.
 enum XattrTarget<'a> {
-    InCwd { _cwd: InDirectory<'a>, name: Name<'a> },
+    InCwd {
+        _cwd: InDirectory<'a>,
+        name: Name<'a>,
+    },
     Dir(OwnedFd),
 }
 
@@ -67,10 +70,17 @@ fn locate<'a>(ex: &'a Export, path: &'a [u8]) -> OpResult<XattrTarget<'a>> {
 }
 
 /// T_LGETXATTR; `buf` None asks for the length only.
-pub fn lgetxattr(ex: &Export, path: &[u8], name: &[u8], buf: Option<&mut Vec<u8>>) -> OpResult<usize> {
+pub fn lgetxattr(
+    ex: &Export,
+    path: &[u8],
+    name: &[u8],
+    buf: Option<&mut Vec<u8>>,
+) -> OpResult<usize> {
     match (locate(ex, path)?, buf) {
         (XattrTarget::InCwd { name: n, .. }, None) => sys::lgetxattr_query(n.as_bytes(), name),
-        (XattrTarget::InCwd { name: n, .. }, Some(buf)) => sys::lgetxattr(n.as_bytes(), name, buf.as_mut_slice()),
+        (XattrTarget::InCwd { name: n, .. }, Some(buf)) => {
+            sys::lgetxattr(n.as_bytes(), name, buf.as_mut_slice())
+        }
         (XattrTarget::Dir(fd), None) => sys::fgetxattr_query(&fd, name),
         (XattrTarget::Dir(fd), Some(buf)) => sys::fgetxattr(&fd, name, buf.as_mut_slice()),
     }
@@ -81,7 +91,9 @@ pub fn lgetxattr(ex: &Export, path: &[u8], name: &[u8], buf: Option<&mut Vec<u8>
 pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut Vec<u8>>) -> OpResult<usize> {
     match (locate(ex, path)?, buf) {
         (XattrTarget::InCwd { name: n, .. }, None) => sys::llistxattr_query(n.as_bytes()),
-        (XattrTarget::InCwd { name: n, .. }, Some(buf)) => sys::llistxattr(n.as_bytes(), buf.as_mut_slice()),
+        (XattrTarget::InCwd { name: n, .. }, Some(buf)) => {
+            sys::llistxattr(n.as_bytes(), buf.as_mut_slice())
+        }
         (XattrTarget::Dir(fd), None) => sys::flistxattr_query(&fd),
         (XattrTarget::Dir(fd), Some(buf)) => sys::flistxattr(&fd, buf.as_mut_slice()),
     }
@@ -91,9 +103,19 @@ pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut Vec<u8>>) -> OpResu
 /// T_LSETXATTR. The value stored is at most the bytes the message carries:
 /// a size field larger than the value (the original read past the message)
 /// or negative is EINVAL; a smaller one stores that prefix, as the original.
-pub fn lsetxattr(ex: &Export, path: &[u8], name: &[u8], value: &[u8], size: i32, flags: i32) -> OpResult<()> {
+pub fn lsetxattr(
+    ex: &Export,
+    path: &[u8],
+    name: &[u8],
+    value: &[u8],
+    size: i32,
+    flags: i32,
+) -> OpResult<()> {
     if size < 0 || size as usize > value.len() {
-        return Err(OpError::new(Errno::INVAL, "xattr size does not match the value"));
+        return Err(OpError::new(
+            Errno::INVAL,
+            "xattr size does not match the value",
+        ));
     }
     let value = &value[..size as usize];
     let flags = XattrFlags::from_bits_retain(flags as u32);

@@ -62,7 +62,7 @@ impl Resolver {
     pub fn new(kind: ResolverKind) -> Self {
         match kind {
             ResolverKind::Openat2 => Resolver::Openat2(Openat2Resolver),
-            ResolverKind::Walker => Resolver::Walker(WalkerResolver::default()),
+            ResolverKind::Walker => Resolver::Walker(WalkerResolver),
         }
     }
 

@@ -23,7 +23,14 @@ impl Openat2Resolver {
     const HOW: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
     pub(super) fn probe(root: BorrowedFd<'_>) -> Result<(), Errno> {
-        openat2(root, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), Self::HOW).map(drop)
+        openat2(
+            root,
+            ".",
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            Self::HOW,
+        )
+        .map(drop)
     }
 }
 
@@ -34,7 +41,11 @@ impl Resolve for Openat2Resolver {
         path: ClientPath<'_>,
         follow_final: bool,
     ) -> OpResult<OwnedFd> {
-        let rel: &[u8] = if path.is_root() { b"." } else { path.as_bytes() };
+        let rel: &[u8] = if path.is_root() {
+            b"."
+        } else {
+            path.as_bytes()
+        };
         let mut flags = OFlags::PATH | OFlags::CLOEXEC;
         if !follow_final {
             flags |= OFlags::NOFOLLOW;
@@ -49,6 +60,9 @@ impl Resolve for Openat2Resolver {
                 Ok(fd) => return Ok(fd),
             }
         }
-        Err(OpError::new(Errno::AGAIN, "openat2 kept racing with renames"))
+        Err(OpError::new(
+            Errno::AGAIN,
+            "openat2 kept racing with renames",
+        ))
     }
 }

@@ -48,7 +48,7 @@ impl WalkerResolver {
     /// Reads a symlink's target and queues its components in front of what
     /// is left of the path.
     fn expand_symlink(link: &OwnedFd, pending: &mut Pending) -> OpResult<()> {
-        let on_proc = fstatfs(link).ctx("fstatfs (walker)")?.f_type as i64 == PROC_SUPER_MAGIC;
+        let on_proc = fstatfs(link).ctx("fstatfs (walker)")?.f_type == PROC_SUPER_MAGIC;
         if on_proc {
             return Err(OpError::new(Errno::LOOP, "refused: symlink on procfs"));
         }
@@ -110,8 +110,13 @@ impl Resolve for WalkerResolver {
         match stack.pop() {
             Some(fd) => Ok(fd),
             // The path resolved to the root itself.
-            None => openat(root, ".", OFlags::PATH | OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .ctx("openat root (walker)"),
+            None => openat(
+                root,
+                ".",
+                OFlags::PATH | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ctx("openat root (walker)"),
         }
     }
 }

@@ -130,7 +130,10 @@ impl<'a> Spawn<'a> {
         cmd.args(&self.extra);
         if let Some((program, args)) = self.wrapper.split_first() {
             let mut wrapped = Command::new(program);
-            wrapped.args(args).arg(cmd.get_program()).args(cmd.get_args());
+            wrapped
+                .args(args)
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
             cmd = wrapped;
         }
         let stderr_dir = tempfile::tempdir().expect("tempdir");
@@ -239,10 +242,16 @@ impl Helper {
 
     pub fn call(&self, req: &Request<'_>) -> Raw {
         let frame = client::encode(req);
-        let kind = RequestType::from_wire(u32::from_ne_bytes(frame[..4].try_into().unwrap())).unwrap();
+        let kind =
+            RequestType::from_wire(u32::from_ne_bytes(frame[..4].try_into().unwrap())).unwrap();
         self.send_raw(&frame);
-        self.recv(kind)
-            .unwrap_or_else(|e| panic!("{:?}: no reply to {req:?}: {e}\n{}", self.flavor, self.stderr()))
+        self.recv(kind).unwrap_or_else(|e| {
+            panic!(
+                "{:?}: no reply to {req:?}: {e}\n{}",
+                self.flavor,
+                self.stderr()
+            )
+        })
     }
 
     /// A status request: 0 or -errno.
@@ -261,8 +270,14 @@ impl Helper {
     /// A response: the payload, or -errno.
     pub fn response(&self, req: &Request<'_>) -> Result<Vec<u8>, i32> {
         match self.call(req) {
-            Raw::Message { kind: T_SUCCESS, payload } => Ok(payload),
-            Raw::Message { kind: T_ERROR, payload } => {
+            Raw::Message {
+                kind: T_SUCCESS,
+                payload,
+            } => Ok(payload),
+            Raw::Message {
+                kind: T_ERROR,
+                payload,
+            } => {
                 assert_eq!(payload.len(), 4);
                 Err(i32::from_ne_bytes(payload[..4].try_into().unwrap()))
             }
@@ -285,19 +300,24 @@ impl Helper {
     }
 
     pub fn lstat(&self, path: &str) -> Result<WireStat, i32> {
-        self.response(&Request::Lstat { path: path.as_bytes() })
-            .map(|p| WireStat::decode(&p).expect("stat payload"))
+        self.response(&Request::Lstat {
+            path: path.as_bytes(),
+        })
+        .map(|p| WireStat::decode(&p).expect("stat payload"))
     }
 
     pub fn statfs(&self, path: &str) -> Result<WireStatFs, i32> {
-        self.response(&Request::Statfs { path: path.as_bytes() })
-            .map(|p| WireStatFs::decode(&p).expect("statfs payload"))
+        self.response(&Request::Statfs {
+            path: path.as_bytes(),
+        })
+        .map(|p| WireStatFs::decode(&p).expect("statfs payload"))
     }
 
     /// Closes our end and waits (bounded) for the helper to exit.
     pub fn finish(mut self) -> ExitStatus {
         drop(std::mem::replace(&mut self.sock, dev_null()));
-        self.wait(Duration::from_secs(10)).expect("helper did not exit after disconnect")
+        self.wait(Duration::from_secs(10))
+            .expect("helper did not exit after disconnect")
     }
 
     pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
@@ -347,13 +367,20 @@ pub const CANARY_TEXT: &str = "canary: must stay untouched\n";
 
 impl Scratch {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("vph-test").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("vph-test")
+            .tempdir()
+            .expect("tempdir");
         let export = dir.path().join("export");
         let outside = dir.path().join("outside");
         std::fs::create_dir(&export).unwrap();
         std::fs::create_dir(&outside).unwrap();
         std::fs::write(outside.join("canary"), CANARY_TEXT).unwrap();
-        Scratch { dir, export, outside }
+        Scratch {
+            dir,
+            export,
+            outside,
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -366,7 +393,11 @@ impl Scratch {
         let mut s = String::new();
         for entry in walk(&self.outside) {
             let m = std::fs::symlink_metadata(&entry).unwrap();
-            let content = if m.is_file() { std::fs::read(&entry).unwrap() } else { Vec::new() };
+            let content = if m.is_file() {
+                std::fs::read(&entry).unwrap()
+            } else {
+                Vec::new()
+            };
             s.push_str(&format!(
                 "{} {:o} {}:{} {} {} {:?}\n",
                 entry.display(),
@@ -385,7 +416,10 @@ impl Scratch {
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = vec![dir.to_path_buf()];
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for e in entries {
         if e.is_dir() && !e.is_symlink() {
@@ -403,10 +437,19 @@ pub const OURS: [Flavor; 2] = [Flavor::Openat2, Flavor::Walker];
 impl PartialEq for Raw {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Raw::Fd(a), Raw::Fd(b)) => a.as_ref().err() == b.as_ref().err() && a.is_ok() == b.is_ok(),
-            (Raw::Message { kind: k1, payload: p1 }, Raw::Message { kind: k2, payload: p2 }) => {
-                k1 == k2 && p1 == p2
+            (Raw::Fd(a), Raw::Fd(b)) => {
+                a.as_ref().err() == b.as_ref().err() && a.is_ok() == b.is_ok()
             }
+            (
+                Raw::Message {
+                    kind: k1,
+                    payload: p1,
+                },
+                Raw::Message {
+                    kind: k2,
+                    payload: p2,
+                },
+            ) => k1 == k2 && p1 == p2,
             _ => false,
         }
     }
@@ -426,7 +469,9 @@ pub struct AdoptedHelper {
 
 impl AdoptedHelper {
     pub fn lstat(&self, path: &str) -> Result<WireStat, i32> {
-        let frame = client::encode(&Request::Lstat { path: path.as_bytes() });
+        let frame = client::encode(&Request::Lstat {
+            path: path.as_bytes(),
+        });
         let mut rest = &frame[..];
         while !rest.is_empty() {
             let n = rustix::net::send(&self.sock, rest, rustix::net::SendFlags::NOSIGNAL).unwrap();
