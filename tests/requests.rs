@@ -540,7 +540,13 @@ fn getversion(flavor: Flavor) {
             },
             0
         );
-        assert_eq!(version, host as u32 as u64);
+        if flavor == Flavor::Original {
+            // The original leaves the upper half uninitialised (stack bytes
+            // leak to QEMU; docs/compatibility.md): compare the generation.
+            assert_eq!(version as u32, host as u32);
+        } else {
+            assert_eq!(version, host as u32 as u64);
+        }
         assert_eq!(
             h.response(&Request::Getversion { path: b"//nope" })
                 .unwrap_err(),
