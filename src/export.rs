@@ -50,8 +50,14 @@ impl AsFd for Dir<'_> {
 /// What a non-following operation acts on.
 #[derive(Debug)]
 pub enum Target<'a> {
-    /// An entry `name` inside the directory `parent`.
-    Entry { parent: Dir<'a>, name: Name<'a> },
+    /// An entry `name` inside the directory `parent`. `slash`: the path
+    /// ended in `name/`, so the entry must be a directory (only produced by
+    /// [`Export::entry`], for the requests that add or remove entries).
+    Entry {
+        parent: Dir<'a>,
+        name: Name<'a>,
+        slash: bool,
+    },
     /// The path ends in the root, `.` or `..`: a directory that cannot be
     /// addressed by parent and name. `dir` is its `O_PATH` fd; `last` tells
     /// which it was, for the errno a mutation of it gets.
@@ -66,9 +72,30 @@ impl Export {
             .open_beneath(self.root.as_fd(), path, follow_final)
     }
 
-    /// Resolves the parent of `raw` and splits off its final component.
+    /// The target of a request that reads or changes an existing object
+    /// without following a final symlink. A path ending in `name/` is looked
+    /// up as the kernel does: the final symlink is followed and the result
+    /// must be a directory, which is then acted on through its own fd.
     pub fn target<'a>(&'a self, raw: &'a [u8]) -> OpResult<Target<'a>> {
         let path = ClientPath::parse(raw)?;
+        if path.has_trailing_slash() {
+            let dir = self.resolver.open_beneath(self.root.as_fd(), path, true)?;
+            return Ok(Target::Directory {
+                dir,
+                last: Final::Dot,
+            });
+        }
+        self.split(path)
+    }
+
+    /// The target of a request that adds or removes a directory entry: the
+    /// parent and the name, with a trailing slash kept as a flag so the
+    /// request can apply the kernel's rule for it.
+    pub fn entry<'a>(&'a self, raw: &'a [u8]) -> OpResult<Target<'a>> {
+        self.split(ClientPath::parse(raw)?)
+    }
+
+    fn split<'a>(&'a self, path: ClientPath<'a>) -> OpResult<Target<'a>> {
         let (parent, last) = path.split_last();
         match last {
             Final::Name(name) => {
@@ -80,7 +107,11 @@ impl Export {
                             .open_beneath(self.root.as_fd(), parent, true)?,
                     )
                 };
-                Ok(Target::Entry { parent, name })
+                Ok(Target::Entry {
+                    parent,
+                    name,
+                    slash: path.has_trailing_slash(),
+                })
             }
             Final::Root | Final::Dot | Final::DotDot => {
                 let dir = self.resolver.open_beneath(self.root.as_fd(), path, true)?;

@@ -68,6 +68,10 @@ impl<'a> ClientPath<'a> {
                 "refused path with an embedded NUL",
             ));
         }
+        if raw.is_empty() {
+            // The kernel's answer for an empty path (the root is "/").
+            return Err(OpError::new(Errno::NOENT, "empty path"));
+        }
         if raw.len() >= PATH_MAX {
             return Err(OpError::new(Errno::NAMETOOLONG, "path too long"));
         }
@@ -78,6 +82,13 @@ impl<'a> ClientPath<'a> {
     /// The path relative to the export root, without leading slashes.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.rel
+    }
+
+    /// A trailing slash after a name (`a/b/`): the kernel then follows a
+    /// final symlink and requires a directory; mutations require the entry
+    /// itself to be a directory.
+    pub fn has_trailing_slash(&self) -> bool {
+        self.rel.last() == Some(&b'/')
     }
 
     pub fn is_root(&self) -> bool {
@@ -125,14 +136,16 @@ mod tests {
         assert_eq!(split(b"//a/b"), (b"a".to_vec(), Final::Name(Name(b"b"))));
         assert_eq!(split(b"//a"), (b"".to_vec(), Final::Name(Name(b"a"))));
         assert_eq!(split(b"/"), (b"".to_vec(), Final::Root));
-        assert_eq!(split(b""), (b"".to_vec(), Final::Root));
         assert_eq!(split(b"//a/.."), (b"a".to_vec(), Final::DotDot));
         assert_eq!(split(b"a/."), (b"a".to_vec(), Final::Dot));
         assert_eq!(split(b"a/b//"), (b"a".to_vec(), Final::Name(Name(b"b"))));
+        assert!(ClientPath::parse(b"//a/b/").unwrap().has_trailing_slash());
+        assert!(!ClientPath::parse(b"//").unwrap().has_trailing_slash());
     }
 
     #[test]
-    fn nul_and_overlong_paths_are_refused() {
+    fn nul_empty_and_overlong_paths_are_refused() {
+        assert_eq!(ClientPath::parse(b"").unwrap_err().errno, Errno::NOENT);
         assert_eq!(
             ClientPath::parse(b"victim\0/../x").unwrap_err().errno,
             Errno::INVAL

@@ -33,7 +33,7 @@ fn wire_stat(st: &Stat) -> WireStat {
 /// T_LSTAT: does not follow a final symlink.
 pub fn lstat(ex: &Export, path: &[u8]) -> OpResult<WireStat> {
     let st = match ex.target(path)? {
-        Target::Entry { parent, name } => {
+        Target::Entry { parent, name, .. } => {
             statat(&parent, name.as_bytes(), AtFlags::SYMLINK_NOFOLLOW).ctx("fstatat")?
         }
         Target::Directory { dir, .. } => fstat(&dir).ctx("fstat")?,
@@ -49,7 +49,7 @@ pub fn readlink(ex: &Export, path: &[u8], bufsize: i32) -> OpResult<Vec<u8>> {
         return Err(OpError::new(Errno::INVAL, "readlink buffer size"));
     }
     match ex.target(path)? {
-        Target::Entry { parent, name } => {
+        Target::Entry { parent, name, .. } => {
             let mut target = readlinkat(&parent, name.as_bytes(), Vec::new())
                 .ctx("readlinkat")?
                 .into_bytes();
@@ -99,7 +99,7 @@ pub fn chown(ex: &Export, path: &[u8], uid: u32, gid: u32) -> OpResult<()> {
     let owner = (uid != u32::MAX).then(|| Uid::from_raw(uid));
     let group = (gid != u32::MAX).then(|| Gid::from_raw(gid));
     match ex.target(path)? {
-        Target::Entry { parent, name } => chownat(
+        Target::Entry { parent, name, .. } => chownat(
             &parent,
             name.as_bytes(),
             owner,
@@ -148,7 +148,7 @@ pub fn utime(ex: &Export, path: &[u8], atime: (i64, i64), mtime: (i64, i64)) -> 
         },
     };
     match ex.target(path)? {
-        Target::Entry { parent, name } => {
+        Target::Entry { parent, name, .. } => {
             utimensat(&parent, name.as_bytes(), &times, AtFlags::SYMLINK_NOFOLLOW).ctx("utimensat")
         }
         Target::Directory { dir, .. } => futimens(ex.open_dir(&dir)?, &times).ctx("futimens"),

@@ -67,8 +67,12 @@ pub fn create(
 ) -> OpResult<OwnedFd> {
     let flags = client_flags(flags)?;
     let exclusive = flags.contains(OFlags::EXCL);
-    let (parent, name) = match ex.target(path)? {
-        Target::Entry { parent, name } => (parent, name),
+    let (parent, name) = match ex.entry(path)? {
+        // open(`name/`, O_CREAT) is EISDIR whatever `name` is.
+        Target::Entry { slash: true, .. } => {
+            return Err(OpError::new(Errno::ISDIR, "O_CREAT with a trailing slash"));
+        }
+        Target::Entry { parent, name, .. } => (parent, name),
         Target::Directory { .. } if exclusive => {
             return Err(OpError::new(Errno::EXIST, "create of a directory path"));
         }

@@ -7,16 +7,65 @@ use crate::export::{Dir, Export, Target};
 use crate::path::{Final, Name};
 use crate::privilege::AssumedIdentity;
 use rustix::fs::{
-    AtFlags, FileType, Mode, linkat, mkdirat, mknodat, renameat, symlinkat, unlinkat,
+    AtFlags, FileType, Mode, linkat, mkdirat, mknodat, renameat, statat, symlinkat, unlinkat,
 };
 use rustix::io::Errno;
+
+/// A directory entry a request adds or removes: its parent, its name, and
+/// whether the path ended in `name/`.
+struct Slot<'a> {
+    parent: Dir<'a>,
+    name: Name<'a>,
+    slash: bool,
+}
+
+impl Slot<'_> {
+    /// The entry's own type (a symlink is not followed), None if absent.
+    fn file_type(&self) -> OpResult<Option<FileType>> {
+        match statat(
+            &self.parent,
+            self.name.as_bytes(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(OpError::new(e, "fstatat")),
+        }
+    }
+
+    /// The kernel's rule for `name/` in a request that creates something
+    /// other than a directory: EEXIST if the name exists, ENOENT if not.
+    fn refuse_slash_for_non_directory(self) -> OpResult<Self> {
+        if !self.slash {
+            return Ok(self);
+        }
+        match self.file_type()? {
+            Some(_) => Err(OpError::new(
+                Errno::EXIST,
+                "trailing slash on an existing name",
+            )),
+            None => Err(OpError::new(
+                Errno::NOENT,
+                "trailing slash on a new non-directory",
+            )),
+        }
+    }
+}
 
 /// Resolves a path that names a new or existing entry. A path ending in the
 /// root, `.` or `..` names an existing directory, which gets `errno` (the
 /// kernel's answer for that case) once it is known to exist.
-fn entry<'a>(ex: &'a Export, path: &'a [u8], errno: Errno) -> OpResult<(Dir<'a>, Name<'a>)> {
-    match ex.target(path)? {
-        Target::Entry { parent, name } => Ok((parent, name)),
+fn slot<'a>(ex: &'a Export, path: &'a [u8], errno: Errno) -> OpResult<Slot<'a>> {
+    match ex.entry(path)? {
+        Target::Entry {
+            parent,
+            name,
+            slash,
+        } => Ok(Slot {
+            parent,
+            name,
+            slash,
+        }),
         Target::Directory { .. } => Err(OpError::new(errno, "path names an existing directory")),
     }
 }
@@ -38,13 +87,13 @@ fn mknod_type(mode: u32) -> OpResult<FileType> {
 
 /// T_MKNOD, as the guest's uid/gid.
 pub fn mknod(ex: &Export, uid: u32, gid: u32, path: &[u8], mode: u32, rdev: u64) -> OpResult<()> {
-    let (parent, name) = entry(ex, path, Errno::EXIST)?;
+    let slot = slot(ex, path, Errno::EXIST)?.refuse_slash_for_non_directory()?;
     let file_type = mknod_type(mode)?;
     let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid)
         .ctx("switching to the guest's uid/gid")?;
     mknodat(
-        &parent,
-        name.as_bytes(),
+        &slot.parent,
+        slot.name.as_bytes(),
         file_type,
         Mode::from_raw_mode(mode),
         rdev,
@@ -52,32 +101,43 @@ pub fn mknod(ex: &Export, uid: u32, gid: u32, path: &[u8], mode: u32, rdev: u64)
     .ctx("mknodat")
 }
 
-/// T_MKDIR, as the guest's uid/gid.
+/// T_MKDIR, as the guest's uid/gid. `name/` is fine: it is a directory.
 pub fn mkdir(ex: &Export, uid: u32, gid: u32, path: &[u8], mode: u32) -> OpResult<()> {
-    let (parent, name) = entry(ex, path, Errno::EXIST)?;
+    let slot = slot(ex, path, Errno::EXIST)?;
     let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid)
         .ctx("switching to the guest's uid/gid")?;
-    mkdirat(&parent, name.as_bytes(), Mode::from_raw_mode(mode)).ctx("mkdirat")
+    mkdirat(
+        &slot.parent,
+        slot.name.as_bytes(),
+        Mode::from_raw_mode(mode),
+    )
+    .ctx("mkdirat")
 }
 
 /// T_SYMLINK, as the guest's uid/gid. The target is stored verbatim: it is
 /// data here, and only ever resolved beneath the root later.
 pub fn symlink(ex: &Export, uid: u32, gid: u32, target: &[u8], path: &[u8]) -> OpResult<()> {
-    let (parent, name) = entry(ex, path, Errno::EXIST)?;
+    let slot = slot(ex, path, Errno::EXIST)?.refuse_slash_for_non_directory()?;
     let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid)
         .ctx("switching to the guest's uid/gid")?;
-    symlinkat(target, &parent, name.as_bytes()).ctx("symlinkat")
+    symlinkat(target, &slot.parent, slot.name.as_bytes()).ctx("symlinkat")
 }
 
 /// T_LINK: a hard link; a symlink as `old` is linked itself, not followed.
 pub fn link(ex: &Export, old: &[u8], new: &[u8]) -> OpResult<()> {
-    let (old_parent, old_name) = entry(ex, old, Errno::PERM)?;
-    let (new_parent, new_name) = entry(ex, new, Errno::EXIST)?;
+    let old_slot = slot(ex, old, Errno::PERM)?;
+    if old_slot.slash {
+        // `old/` is looked up following a symlink and must be a directory,
+        // which cannot be hard-linked.
+        ex.open(old, true)?;
+        return Err(OpError::new(Errno::PERM, "hard link to a directory"));
+    }
+    let new_slot = slot(ex, new, Errno::EXIST)?.refuse_slash_for_non_directory()?;
     linkat(
-        &old_parent,
-        old_name.as_bytes(),
-        &new_parent,
-        new_name.as_bytes(),
+        &old_slot.parent,
+        old_slot.name.as_bytes(),
+        &new_slot.parent,
+        new_slot.name.as_bytes(),
         AtFlags::empty(),
     )
     .ctx("linkat")
@@ -85,21 +145,42 @@ pub fn link(ex: &Export, old: &[u8], new: &[u8]) -> OpResult<()> {
 
 /// T_RENAME.
 pub fn rename(ex: &Export, old: &[u8], new: &[u8]) -> OpResult<()> {
-    let (old_parent, old_name) = entry(ex, old, Errno::BUSY)?;
-    let (new_parent, new_name) = entry(ex, new, Errno::BUSY)?;
+    let old_slot = slot(ex, old, Errno::BUSY)?;
+    let new_slot = slot(ex, new, Errno::BUSY)?;
+    if old_slot.slash || new_slot.slash {
+        // With a trailing slash on either side the source must be a directory.
+        match old_slot.file_type()? {
+            None => return Err(OpError::new(Errno::NOENT, "renameat")),
+            Some(FileType::Directory) => {}
+            Some(_) => {
+                return Err(OpError::new(
+                    Errno::NOTDIR,
+                    "trailing slash on a non-directory",
+                ));
+            }
+        }
+    }
     renameat(
-        &old_parent,
-        old_name.as_bytes(),
-        &new_parent,
-        new_name.as_bytes(),
+        &old_slot.parent,
+        old_slot.name.as_bytes(),
+        &new_slot.parent,
+        new_slot.name.as_bytes(),
     )
     .ctx("renameat")
 }
 
 /// T_REMOVE: remove(3), a file or an empty directory.
 pub fn remove(ex: &Export, path: &[u8]) -> OpResult<()> {
-    let (parent, name) = match ex.target(path)? {
-        Target::Entry { parent, name } => (parent, name),
+    let slot = match ex.entry(path)? {
+        Target::Entry {
+            parent,
+            name,
+            slash,
+        } => Slot {
+            parent,
+            name,
+            slash,
+        },
         // rmdir's own answers for these.
         Target::Directory { last, .. } => {
             let errno = match last {
@@ -110,8 +191,21 @@ pub fn remove(ex: &Export, path: &[u8]) -> OpResult<()> {
             return Err(OpError::new(errno, "remove of the root, `.` or `..`"));
         }
     };
-    match unlinkat(&parent, name.as_bytes(), AtFlags::empty()) {
-        Err(Errno::ISDIR) => unlinkat(&parent, name.as_bytes(), AtFlags::REMOVEDIR).ctx("rmdir"),
+    let (parent, name) = (&slot.parent, slot.name.as_bytes());
+    if slot.slash {
+        // unlink(`name/`) fails; remove(3) then tries rmdir, which needs the
+        // entry itself to be a directory.
+        return match slot.file_type()? {
+            None => Err(OpError::new(Errno::NOENT, "unlinkat")),
+            Some(FileType::Directory) => unlinkat(parent, name, AtFlags::REMOVEDIR).ctx("rmdir"),
+            Some(_) => Err(OpError::new(
+                Errno::NOTDIR,
+                "trailing slash on a non-directory",
+            )),
+        };
+    }
+    match unlinkat(parent, name, AtFlags::empty()) {
+        Err(Errno::ISDIR) => unlinkat(parent, name, AtFlags::REMOVEDIR).ctx("rmdir"),
         other => other.ctx("unlinkat"),
     }
 }

@@ -61,7 +61,7 @@ enum XattrTarget<'a> {
 
 fn locate<'a>(ex: &'a Export, path: &'a [u8]) -> OpResult<XattrTarget<'a>> {
     match ex.target(path)? {
-        Target::Entry { parent, name } => Ok(XattrTarget::InCwd {
+        Target::Entry { parent, name, .. } => Ok(XattrTarget::InCwd {
             _cwd: InDirectory::enter(parent.as_fd(), ex.root.as_fd())?,
             name,
         }),

@@ -26,7 +26,9 @@ use rustix::io::Errno;
 pub trait Resolve {
     /// Returns an `O_PATH | O_CLOEXEC` fd for `path` beneath `root`. With
     /// `follow_final` a final symlink is followed (still beneath `root`);
-    /// without it the fd refers to the symlink itself.
+    /// without it the fd refers to the symlink itself. A trailing slash
+    /// follows the final symlink regardless and requires a directory
+    /// (ENOTDIR), as the kernel's own lookup does.
     fn open_beneath(
         &self,
         root: BorrowedFd<'_>,

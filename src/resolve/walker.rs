@@ -74,6 +74,9 @@ impl Resolve for WalkerResolver {
         path: ClientPath<'_>,
         follow_final: bool,
     ) -> OpResult<OwnedFd> {
+        // A trailing slash follows the final symlink and requires a directory.
+        let must_be_dir = path.has_trailing_slash();
+        let follow_final = follow_final || must_be_dir;
         let mut pending: Pending = path.components().map(<[u8]>::to_vec).collect();
         // The directories walked so far, below the root; the last is current.
         let mut stack: Vec<OwnedFd> = Vec::new();
@@ -102,7 +105,7 @@ impl Resolve for WalkerResolver {
                 Self::expand_symlink(&fd, &mut pending)?;
                 continue;
             }
-            if !is_last && file_type != FileType::Directory {
+            if (!is_last || must_be_dir) && file_type != FileType::Directory {
                 return Err(OpError::new(Errno::NOTDIR, "walker"));
             }
             stack.push(fd);
