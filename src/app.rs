@@ -8,7 +8,8 @@ use crate::logging::{self, LogTarget};
 use crate::privilege::Privileges;
 use crate::procfs::ProcSelfFd;
 use crate::resolve::{Resolver, ResolverKind, probe_openat2};
-use crate::server::{ServeError, serve};
+use crate::sandbox::{self, Report};
+use crate::server::serve;
 use crate::transport::Connection;
 use rustix::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags, fstat, fstatfs, open};
@@ -133,16 +134,40 @@ fn has_generation_numbers(root: BorrowedFd<'_>) -> bool {
     })
 }
 
-/// Opens the export root, confines the process to it and drops privileges.
-fn confine(cli: &Cli) -> Result<Export, SetupError> {
+fn open_root(cli: &Cli) -> Result<OwnedFd, SetupError> {
     // O_NOFOLLOW: the directory checked at start-up cannot have been swapped
     // for a symlink since.
-    let root = open(
+    open(
         &cli.path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| SetupError(format!("opening the export {}: {e}", cli.path.display())))?;
+    .map_err(|e| SetupError(format!("opening the export {}: {e}", cli.path.display())))
+}
+
+/// `--sandbox-report`: what would be active, without changing anything.
+pub fn sandbox_report(cli: &Cli) -> Result<Report, SetupError> {
+    let root = open_root(cli)?;
+    let resolver = choose_resolver(cli.resolver, root.as_fd())?;
+    let permitted = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
+    let (capabilities, missing_capabilities) = Report::capability_names(&permitted);
+    Ok(Report {
+        chroot: !cli.no_chroot,
+        resolver: resolver.kind(),
+        openat2_unavailable: probe_openat2(root.as_fd()).err(),
+        landlock_abi: sandbox::landlock::kernel_abi(),
+        landlock: None,
+        seccomp: cli.seccomp.into(),
+        capabilities,
+        missing_capabilities,
+        nofile: sandbox::limits::NOFILE,
+    })
+}
+
+/// Opens the export root, confines the process to it and drops privileges.
+/// Seccomp comes later, just before serving.
+fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
+    let root = open_root(cli)?;
     let proc = ProcSelfFd::open().map_err(|e| {
         SetupError(format!(
             "opening /proc/self/fd ({e}): a mounted procfs is needed to reopen resolved files"
@@ -151,16 +176,15 @@ fn confine(cli: &Cli) -> Result<Export, SetupError> {
     let resolver = choose_resolver(cli.resolver, root.as_fd())?;
     let getversion = has_generation_numbers(root.as_fd());
 
-    rustix::process::fchdir(&root).map_err(|e| SetupError::from(("fchdir to the export", e)))?;
     if cli.no_chroot {
+        rustix::process::fchdir(&root)
+            .map_err(|e| SetupError::from(("fchdir to the export", e)))?;
         warn!(
             "--no-chroot: not chrooting; the {} resolver alone confines paths",
             resolver.kind().name()
         );
     } else {
-        // chroot(".") after fchdir: the new root is the very directory held
-        // open, not whatever the path names by now.
-        rustix::process::chroot(".").map_err(|e| {
+        sandbox::chroot_into(root.as_fd()).map_err(|e| {
             SetupError(format!(
                 "chroot into the export failed ({e}); where chroot is not permitted, \
                  run with --no-chroot to rely on path resolution alone"
@@ -168,28 +192,54 @@ fn confine(cli: &Cli) -> Result<Export, SetupError> {
         })?;
     }
     rustix::process::umask(Mode::empty());
-    let (privileges, missing) =
+    let nofile = sandbox::limits::apply();
+    let (privileges, _) =
         Privileges::limit_to_kept().map_err(|e| SetupError::from(("limiting capabilities", e)))?;
-    if !missing.is_empty() {
-        warn!("running without {missing:?}: requests that need them will fail");
+    let (capabilities, missing_capabilities) = Report::capability_names(privileges.kept());
+    if !missing_capabilities.is_empty() {
+        warn!(
+            "running without {}: requests that need them will fail",
+            missing_capabilities.join(",")
+        );
     }
-    let mut kept: Vec<String> = privileges.kept().iter().map(|c| c.to_string()).collect();
-    kept.sort();
+    let landlock_abi = sandbox::landlock::kernel_abi();
+    let landlock = match sandbox::landlock::restrict_to(root.as_fd()) {
+        Ok(sandbox::landlock::Enforcement::Full) => Some(sandbox::landlock::Enforcement::Full),
+        Ok(other) => {
+            warn!("Landlock is not fully available on this kernel ({other:?}); continuing without it");
+            Some(other)
+        }
+        Err(e) => {
+            warn!("Landlock could not be set up ({e}); continuing without it");
+            None
+        }
+    };
+    let report = Report {
+        chroot: !cli.no_chroot,
+        resolver: resolver.kind(),
+        openat2_unavailable: probe_openat2(root.as_fd()).err(),
+        landlock_abi,
+        landlock,
+        seccomp: cli.seccomp.into(),
+        capabilities,
+        missing_capabilities,
+        nofile,
+    };
     info!(
         export = %cli.path.display(),
         resolver = resolver.kind().name(),
         chroot = !cli.no_chroot,
         getversion,
-        capabilities = %kept.join(","),
         "confined"
     );
-    Ok(Export {
+    let export = Export {
         root,
         resolver,
         proc,
         privileges,
         getversion,
-    })
+    };
+    Ok((export, report))
 }
 
 fn start(cli: &Cli) -> Result<Connection, SetupError> {
@@ -233,7 +283,30 @@ fn start(cli: &Cli) -> Result<Connection, SetupError> {
 
 /// Runs the helper; the exit status is 0 after a clean disconnect.
 pub fn run(cli: Cli) -> ExitCode {
-    let setup = start(&cli).and_then(|conn| Ok((conn, confine(&cli)?)));
+    if cli.sandbox_report {
+        return match sandbox_report(&cli) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(SetupError(msg)) => {
+                eprintln!("{}: {msg}", logging::PROGRAM);
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let setup = start(&cli)
+        .and_then(|conn| Ok((conn, confine(&cli)?)))
+        .and_then(|(conn, (export, report))| {
+            let program = sandbox::seccomp::program(report.seccomp)
+                .map_err(|e| SetupError::from(("building the seccomp filter", e)))?;
+            info!("sandbox: {}", report.summary());
+            if let Some(program) = program {
+                sandbox::seccomp::install(&program)
+                    .map_err(|e| SetupError::from(("installing the seccomp filter", e)))?;
+            }
+            Ok((conn, export))
+        });
     let (mut conn, export) = match setup {
         Ok(ready) => ready,
         Err(SetupError(msg)) => {
@@ -249,7 +322,7 @@ pub fn run(cli: Cli) -> ExitCode {
             info!(requests = served, "client disconnected; done");
             ExitCode::SUCCESS
         }
-        Err(e @ (ServeError::Recv(_) | ServeError::UnknownType(_) | ServeError::Send(_))) => {
+        Err(e) => {
             error!("closing the connection: {e}");
             ExitCode::FAILURE
         }

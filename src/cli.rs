@@ -15,6 +15,27 @@ pub enum ResolverChoice {
     Walker,
 }
 
+/// What seccomp does outside the allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeccompChoice {
+    /// Kill the helper
+    Kill,
+    /// Log the syscall (kernel audit log) and allow it
+    Log,
+    /// No filter
+    Off,
+}
+
+impl From<SeccompChoice> for crate::sandbox::SeccompMode {
+    fn from(c: SeccompChoice) -> Self {
+        match c {
+            SeccompChoice::Kill => Self::Kill,
+            SeccompChoice::Log => Self::Log,
+            SeccompChoice::Off => Self::Off,
+        }
+    }
+}
+
 /// How much to log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
@@ -46,7 +67,7 @@ impl From<LogLevel> for tracing::Level {
 /// escapes.
 #[derive(Debug, Parser)]
 #[command(name = "virtfs-proxy-helper", version, max_term_width = 100)]
-#[command(group(ArgGroup::new("connection").required(true).args(["fd", "socket"])))]
+#[command(group(ArgGroup::new("connection").multiple(false).args(["fd", "socket"])))]
 #[command(after_help = "\
 Examples:
   QEMU connects to a socket file:
@@ -62,11 +83,13 @@ pub struct Cli {
 
     /// Connected UNIX stream socket to serve, inherited as this fd
     #[arg(short = 'f', long = "fd", value_name = "FD",
+          required_unless_present_any = ["socket", "sandbox_report"],
           value_parser = clap::value_parser!(i32).range(0..))]
     pub fd: Option<i32>,
 
     /// Socket file to create and accept one connection on (needs --uid and --gid)
-    #[arg(short = 's', long = "socket", value_name = "SOCKET", requires_all = ["uid", "gid"])]
+    #[arg(short = 's', long = "socket", value_name = "SOCKET", requires_all = ["uid", "gid"],
+          required_unless_present_any = ["fd", "sandbox_report"])]
     pub socket: Option<PathBuf>,
 
     /// Owner uid of the socket file (with --socket)
@@ -89,6 +112,15 @@ pub struct Cli {
     /// permitted); the resolver alone then confines every path
     #[arg(long)]
     pub no_chroot: bool,
+
+    /// What the seccomp allow-list does with a syscall outside it: kill the
+    /// helper, log it (audit) and allow it, or install no filter
+    #[arg(long, value_enum, default_value_t = SeccompChoice::Kill, value_name = "MODE")]
+    pub seccomp: SeccompChoice,
+
+    /// Print which protection layers are active on this kernel and exit
+    #[arg(long)]
+    pub sandbox_report: bool,
 
     /// Log level
     #[arg(long, value_enum, default_value_t = LogLevel::Info, value_name = "LEVEL")]

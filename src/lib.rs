@@ -10,6 +10,7 @@
 //! - [`resolve`]: confined path resolution (openat2 and the walker)
 //! - [`procfs`]: reopening resolved inodes through `/proc/self/fd`
 //! - [`privilege`]: capabilities and the guest-identity guard
+//! - [`sandbox`]: chroot, Landlock, seccomp, resource limits, the report
 //! - [`app`], [`cli`], [`logging`]: start-up, command line, logs
 
 pub mod app;
@@ -23,5 +24,6 @@ pub mod privilege;
 pub mod procfs;
 pub mod protocol;
 pub mod resolve;
+pub mod sandbox;
 pub mod server;
 pub mod transport;

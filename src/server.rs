@@ -45,7 +45,7 @@ impl EscapeLog {
         tracing::warn!(
             request = kind.name(),
             path = %String::from_utf8_lossy(path),
-            "refused an attempt to leave the export: {err}"
+            "refused a request that could leave the export or reach a special file: {err}"
         );
     }
 }

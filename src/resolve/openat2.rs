@@ -34,6 +34,18 @@ impl Openat2Resolver {
     }
 }
 
+impl Openat2Resolver {
+    /// openat2 answers ELOOP both for a symlink loop and for a refused magic
+    /// link. Only on that error path, ask the walker (which tells them
+    /// apart) so that magic-link attempts reach the security log.
+    fn classify_loop(root: BorrowedFd<'_>, path: ClientPath<'_>, follow_final: bool) -> OpError {
+        match super::WalkerResolver.open_beneath(root, path, follow_final) {
+            Err(e) if e.is_escape_attempt() => OpError::new(Errno::LOOP, "refused: magic link"),
+            _ => OpError::new(Errno::LOOP, "openat2"),
+        }
+    }
+}
+
 impl Resolve for Openat2Resolver {
     fn open_beneath(
         &self,
@@ -56,6 +68,7 @@ impl Resolve for Openat2Resolver {
                 Err(Errno::XDEV) => {
                     return Err(OpError::new(Errno::XDEV, "refused: path leaves the export"));
                 }
+                Err(Errno::LOOP) => return Err(Self::classify_loop(root, path, follow_final)),
                 Err(errno) => return Err(OpError::new(errno, "openat2")),
                 Ok(fd) => return Ok(fd),
             }

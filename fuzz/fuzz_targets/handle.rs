@@ -1,0 +1,79 @@
+//! Request handling against a scratch export, under both resolvers and
+//! without chroot, so the resolvers alone stand between the fuzzer and the
+//! host. A canary beside the export must never change, and the helper's
+//! working directory must always come back to the export root.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rustix::fd::AsFd;
+use rustix::fs::{Mode, OFlags};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use virtfs_proxy_helper::export::Export;
+use virtfs_proxy_helper::privilege::Privileges;
+use virtfs_proxy_helper::procfs::ProcSelfFd;
+use virtfs_proxy_helper::protocol::{RequestType, decode_request};
+use virtfs_proxy_helper::resolve::{Resolver, ResolverKind};
+
+struct Scene {
+    exports: [Export; 2],
+    canary: PathBuf,
+    canary_state: (u64, u64, i64, u32),
+}
+
+fn state(path: &PathBuf) -> (u64, u64, i64, u32) {
+    let m = std::fs::symlink_metadata(path).expect("canary exists");
+    (m.ino(), m.size(), m.mtime(), m.mode())
+}
+
+fn scene() -> &'static Scene {
+    static SCENE: OnceLock<Scene> = OnceLock::new();
+    SCENE.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("vph-fuzz-{}", std::process::id()));
+        let export = base.join("export");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(export.join("d/e")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let canary = outside.join("canary");
+        std::fs::write(&canary, "canary").unwrap();
+        std::fs::write(export.join("f"), "file").unwrap();
+        let _ = std::os::unix::fs::symlink("../outside", export.join("up"));
+        let _ = std::os::unix::fs::symlink(&outside, export.join("abs"));
+        let _ = std::os::unix::fs::symlink("f", export.join("l"));
+        let open = || {
+            rustix::fs::open(&export, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .unwrap()
+        };
+        let make = |kind| Export {
+            root: open(),
+            resolver: Resolver::new(kind),
+            proc: ProcSelfFd::open().unwrap(),
+            privileges: Privileges::current(),
+            getversion: true,
+        };
+        rustix::process::fchdir(open()).unwrap();
+        let canary_state = state(&canary);
+        Scene {
+            exports: [make(ResolverKind::Openat2), make(ResolverKind::Walker)],
+            canary,
+            canary_state,
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let scene = scene();
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&kind, payload)) = rest.split_first() else { return };
+    let Some(kind) = RequestType::from_wire(u32::from(kind % 24)) else { return };
+    let export = &scene.exports[usize::from(selector & 1)];
+    if let Ok(req) = decode_request(kind, payload) {
+        let mut out = Vec::new();
+        let _ = virtfs_proxy_helper::ops::handle(export, &req, &mut out);
+    }
+    assert_eq!(state(&scene.canary), scene.canary_state, "the canary changed");
+    let cwd = rustix::fs::fstat(rustix::fs::CWD).unwrap();
+    let root = rustix::fs::fstat(export.root.as_fd()).unwrap();
+    assert_eq!((cwd.st_dev, cwd.st_ino), (root.st_dev, root.st_ino), "cwd left the root");
+});

@@ -1,0 +1,57 @@
+//! Landlock: after set-up, the helper may only access files beneath the
+//! export, whatever path reaches them.
+//!
+//! Even a path-based syscall that somehow escaped the resolver and the
+//! chroot would be refused by the kernel (EACCES) outside the export tree.
+//! Best effort: the newest ABI the kernel offers is used, and a kernel
+//! without Landlock leaves this layer off (logged).
+
+use landlock::{
+    ABI, Access, AccessFs, PathBeneath, RestrictionStatus, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus,
+};
+use rustix::fd::BorrowedFd;
+
+/// The newest ABI this build knows; older kernels get what they support.
+const NEWEST: ABI = ABI::V6;
+
+/// How the restriction went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    Full,
+    Partial,
+    /// The kernel has no Landlock (or it is disabled).
+    Unavailable,
+}
+
+/// The Landlock ABI version the running kernel offers (0: none).
+pub fn kernel_abi() -> i64 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: the documented version query: NULL attributes, size 0.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    v.max(0)
+}
+
+/// Restricts the calling thread (and so the single-threaded helper) to the
+/// tree beneath `root`. Sets `PR_SET_NO_NEW_PRIVS`.
+pub fn restrict_to(root: BorrowedFd<'_>) -> Result<Enforcement, String> {
+    let all = AccessFs::from_all(NEWEST);
+    let status: RestrictionStatus = Ruleset::default()
+        .handle_access(all)
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rule(PathBeneath::new(root, all)))
+        .and_then(|r| r.restrict_self())
+        .map_err(|e| e.to_string())?;
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => Enforcement::Full,
+        RulesetStatus::PartiallyEnforced => Enforcement::Partial,
+        RulesetStatus::NotEnforced => Enforcement::Unavailable,
+    })
+}

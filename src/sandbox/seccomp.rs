@@ -1,0 +1,127 @@
+//! The seccomp allow-list: the only syscalls the serving loop makes.
+//!
+//! Installed last, just before serving, so start-up (sockets, chroot,
+//! daemonizing) needs none of its own entries. Anything not in [`ALLOWED`]
+//! kills the helper (or is logged, with `--seccomp log`).
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use std::collections::BTreeMap;
+
+/// What happens to a syscall outside the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeccompMode {
+    /// Kill the helper (SIGSYS).
+    Kill,
+    /// Allow it, and log it to the kernel's audit log.
+    Log,
+    /// No filter.
+    Off,
+}
+
+/// `FS_IOC_GETVERSION`, the only ioctl the helper issues.
+const FS_IOC_GETVERSION: u64 = 0x8008_7601;
+
+/// Every syscall the serving loop may make, with the reason. Keep it sorted
+/// by purpose; the integration suite runs with `kill`, so a missing entry
+/// shows up as a killed helper in the tests.
+pub const ALLOWED: &[(libc::c_long, &str)] = &[
+    // The socket to QEMU, and logging to stderr or syslog.
+    (libc::SYS_read, "requests from the socket"),
+    (libc::SYS_sendto, "replies (send) and syslog datagrams"),
+    (libc::SYS_sendmsg, "fd replies with SCM_RIGHTS"),
+    (libc::SYS_write, "log lines on stderr"),
+    (libc::SYS_writev, "log lines on stderr"),
+    // Path resolution.
+    (libc::SYS_openat2, "the openat2 resolver"),
+    (libc::SYS_openat, "the walker, reopening through /proc/self/fd"),
+    (libc::SYS_readlinkat, "the walker's symlink expansion, T_READLINK"),
+    (libc::SYS_close, "every fd the helper opens"),
+    // File operations.
+    (libc::SYS_fstat, "type checks"),
+    (libc::SYS_newfstatat, "T_LSTAT, type checks"),
+    (libc::SYS_statx, "stat where the C library prefers it"),
+    (libc::SYS_fstatfs, "T_STATFS, the walker's procfs check"),
+    (libc::SYS_mkdirat, "T_MKDIR"),
+    (libc::SYS_mknodat, "T_MKNOD"),
+    (libc::SYS_symlinkat, "T_SYMLINK"),
+    (libc::SYS_linkat, "T_LINK"),
+    (libc::SYS_renameat, "T_RENAME"),
+    (libc::SYS_renameat2, "T_RENAME"),
+    (libc::SYS_unlinkat, "T_REMOVE"),
+    (libc::SYS_fchmodat, "T_CHMOD through /proc/self/fd"),
+    (libc::SYS_fchownat, "T_CHOWN"),
+    (libc::SYS_utimensat, "T_UTIME"),
+    (libc::SYS_ftruncate, "T_TRUNCATE"),
+    (libc::SYS_fchdir, "xattr calls on a single name in its parent"),
+    (libc::SYS_lgetxattr, "T_LGETXATTR"),
+    (libc::SYS_fgetxattr, "T_LGETXATTR on a directory"),
+    (libc::SYS_llistxattr, "T_LLISTXATTR"),
+    (libc::SYS_flistxattr, "T_LLISTXATTR on a directory"),
+    (libc::SYS_lsetxattr, "T_LSETXATTR"),
+    (libc::SYS_fsetxattr, "T_LSETXATTR on a directory"),
+    (libc::SYS_lremovexattr, "T_LREMOVEXATTR"),
+    (libc::SYS_fremovexattr, "T_LREMOVEXATTR on a directory"),
+    // Creations under the guest's identity.
+    (libc::SYS_setresuid, "switching the effective uid"),
+    (libc::SYS_setresgid, "switching the effective gid"),
+    (libc::SYS_geteuid, "saving the effective uid"),
+    (libc::SYS_getegid, "saving the effective gid"),
+    (libc::SYS_capget, "restoring capabilities"),
+    (libc::SYS_capset, "restoring capabilities"),
+    // The Rust runtime: memory, time, the pid in syslog lines, exit.
+    (libc::SYS_brk, "memory"),
+    (libc::SYS_mmap, "memory"),
+    (libc::SYS_munmap, "memory"),
+    (libc::SYS_mremap, "memory"),
+    (libc::SYS_madvise, "memory"),
+    (libc::SYS_futex, "std's locks (stderr)"),
+    (libc::SYS_getrandom, "hash map keys"),
+    (libc::SYS_clock_gettime, "log timestamps without the vDSO"),
+    (libc::SYS_getpid, "syslog tag"),
+    (libc::SYS_gettid, "abort on a bug"),
+    (libc::SYS_tgkill, "abort on a bug"),
+    (libc::SYS_rt_sigprocmask, "abort on a bug"),
+    (libc::SYS_rt_sigreturn, "signal handlers"),
+    (libc::SYS_sigaltstack, "stack overflow handler"),
+    (libc::SYS_exit, "exit"),
+    (libc::SYS_exit_group, "exit"),
+];
+
+/// Syscalls allowed only with argument `arg` equal to `value`.
+pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
+    (libc::SYS_ioctl, 1, FS_IOC_GETVERSION, "T_GETVERSION"),
+    (libc::SYS_fcntl, 1, libc::F_GETFD as u64, "std checks an fd is open before closing it (debug builds)"),
+];
+
+/// Compiles the allow-list into a BPF program for this architecture.
+pub fn program(mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
+    let mismatch = match mode {
+        SeccompMode::Off => return Ok(None),
+        SeccompMode::Kill => SeccompAction::KillProcess,
+        SeccompMode::Log => SeccompAction::Log,
+    };
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        ALLOWED.iter().map(|&(nr, _)| (nr as i64, Vec::new())).collect();
+    // Syscalls allowed with one argument pinned to a single value.
+    for &(nr, arg, value, _why) in ALLOWED_WITH_ARG {
+        let rule = SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
+            .and_then(|c| SeccompRule::new(vec![c]))
+            .map_err(|e| e.to_string())?;
+        rules.insert(nr as i64, vec![rule]);
+    }
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
+    let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, arch)
+        .map_err(|e| e.to_string())?;
+    BpfProgram::try_from(filter)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Installs the filter on the calling thread (the helper has no other).
+/// Sets `PR_SET_NO_NEW_PRIVS` first, which a filter requires.
+pub fn install(program: &BpfProgram) -> Result<(), String> {
+    seccompiler::apply_filter(program).map_err(|e| e.to_string())
+}

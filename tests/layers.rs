@@ -1,0 +1,122 @@
+//! Each confinement layer on its own: Landlock stops a path-based access
+//! outside the export with no chroot and no resolver in the way; the seccomp
+//! allow-list kills (or logs) a syscall outside it; the sandbox report says
+//! what is active.
+
+mod common;
+
+use common::*;
+use rustix::fd::AsFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Command;
+use virtfs_proxy_helper::sandbox::{self, SeccompMode};
+
+#[test]
+fn landlock_alone_stops_path_access_outside_the_export() {
+    if sandbox::landlock::kernel_abi() == 0 {
+        skip("landlock_alone", "this kernel has no Landlock");
+        return;
+    }
+    let s = Scratch::new();
+    std::fs::write(s.path("inside"), "in").unwrap();
+    let root = rustix::fs::open(&s.export, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY, 0.into()).unwrap();
+    let canary = s.outside.join("canary");
+    let export = s.export.clone();
+    // Landlock binds a thread and its future children: restrict a fresh one.
+    let result = std::thread::spawn(move || {
+        let enforcement = sandbox::landlock::restrict_to(root.as_fd()).unwrap();
+        let outside_read = std::fs::read(&canary).map_err(|e| e.kind());
+        let outside_write = std::fs::write(&canary, "x").map_err(|e| e.kind());
+        let outside_create = std::fs::write(canary.with_file_name("new"), "x").map_err(|e| e.kind());
+        let inside = std::fs::read_to_string(export.join("inside")).unwrap();
+        std::fs::write(export.join("created"), "ok").unwrap();
+        (enforcement, outside_read, outside_write, outside_create, inside)
+    })
+    .join()
+    .unwrap();
+    let (enforcement, read, write, create, inside) = result;
+    assert_eq!(enforcement, sandbox::landlock::Enforcement::Full);
+    assert_eq!(read, Err(std::io::ErrorKind::PermissionDenied));
+    assert_eq!(write, Err(std::io::ErrorKind::PermissionDenied));
+    assert_eq!(create, Err(std::io::ErrorKind::PermissionDenied));
+    assert_eq!(inside, "in");
+    assert_eq!(std::fs::read_to_string(s.outside.join("canary")).unwrap(), CANARY_TEXT);
+}
+
+fn run_under_filter(mode: SeccompMode) -> std::process::ExitStatus {
+    let program = sandbox::seccomp::program(mode).unwrap().unwrap();
+    let mut cmd = Command::new("/bin/true");
+    // SAFETY: between fork and exec only the filter is installed (prctl and
+    // seccomp on a program compiled before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            sandbox::seccomp::install(&program).map_err(std::io::Error::other)
+        });
+    }
+    cmd.status().unwrap()
+}
+
+#[test]
+fn seccomp_kills_a_syscall_outside_the_list() {
+    // execve is not on the list: the child dies before /bin/true runs.
+    let status = run_under_filter(SeccompMode::Kill);
+    assert_eq!(status.signal(), Some(libc::SIGSYS), "{status:?}");
+}
+
+#[test]
+fn seccomp_log_mode_allows_and_logs() {
+    let status = run_under_filter(SeccompMode::Log);
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn seccomp_off_has_no_filter() {
+    assert!(sandbox::seccomp::program(SeccompMode::Off).unwrap().is_none());
+}
+
+#[test]
+fn the_serving_helper_runs_under_the_kill_filter() {
+    let s = Scratch::new();
+    let h = spawn(Flavor::Openat2, &s.export);
+    assert!(h.lstat("/").is_ok());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", h.pid())).unwrap();
+    assert!(status.lines().any(|l| l == "Seccomp:\t2"), "filter mode: {status}");
+    assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"));
+    assert!(h.stderr().contains("seccomp=\"kill"), "{}", h.stderr());
+    assert!(h.finish().success());
+}
+
+#[test]
+fn sandbox_report_names_every_layer() {
+    let s = Scratch::new();
+    let out = Command::new(our_binary())
+        .args(["--sandbox-report", "--no-chroot", "--resolver", "walker", "--seccomp", "log", "-p"])
+        .arg(&s.export)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in ["chroot:        off", "resolver:      walker", "openat2:       available", "landlock:      ", "seccomp:       log", "capabilities:  CAP_CHOWN", "nofile limit:  4096"] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    let out = Command::new(our_binary()).args(["--sandbox-report", "-p"]).arg(&s.export).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("chroot:        on") && text.contains("resolver:      openat2") && text.contains("seccomp:       kill"), "{text}");
+}
+
+#[test]
+fn refused_escapes_are_logged_once_with_request_and_path() {
+    let s = Scratch::new();
+    std::os::unix::fs::symlink("../outside", s.path("up")).unwrap();
+    let h = spawn(Flavor::Walker, &s.export);
+    for _ in 0..3 {
+        assert!(h.lstat("//up/canary").is_err());
+    }
+    let _ = h.open("//../outside/canary", libc::O_RDONLY);
+    let log = h.stderr();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN") && l.contains("leave the export")).collect();
+    assert_eq!(warnings.len(), 2, "{log}");
+    assert!(warnings[0].contains("T_LSTAT") && warnings[0].contains("//up/canary"), "{log}");
+    assert!(warnings[1].contains("T_OPEN") && warnings[1].contains("//../outside/canary"), "{log}");
+    assert!(h.finish().success());
+}
