@@ -206,7 +206,9 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
     let landlock = match sandbox::landlock::restrict_to(root.as_fd()) {
         Ok(sandbox::landlock::Enforcement::Full) => Some(sandbox::landlock::Enforcement::Full),
         Ok(other) => {
-            warn!("Landlock is not fully available on this kernel ({other:?}); continuing without it");
+            warn!(
+                "Landlock is not fully available on this kernel ({other:?}); continuing without it"
+            );
             Some(other)
         }
         Err(e) => {
@@ -214,6 +216,8 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
             None
         }
     };
+    proc.enter_as_cwd()
+        .map_err(|e| SetupError::from(("fchdir to /proc/self/fd", e)))?;
     let report = Report {
         chroot: !cli.no_chroot,
         resolver: resolver.kind(),

@@ -6,7 +6,8 @@
 //!   that follow a final symlink (open, statfs, chmod, truncate, getversion);
 //! - a [`Target`]: the parent directory's fd and one validated [`Name`], for
 //!   operations that must not follow it (lstat, chown, utime, link, rename,
-//!   remove, the creations and the `l*xattr` calls).
+//!   remove and the creations). The `l*xattr` calls use an `O_PATH |
+//!   O_NOFOLLOW` fd of the object, named through `/proc/self/fd`.
 //!
 //! Either way no client-supplied path with more than one component ever
 //! reaches a path-based syscall.

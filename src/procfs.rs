@@ -52,6 +52,12 @@ impl FdName {
     }
 }
 
+impl AsRef<[u8]> for FdName {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl ProcSelfFd {
     /// Opens `/proc/self/fd` and checks that it really is procfs. Must run
     /// after daemonizing (the pid is bound at open time) and before chroot.
@@ -73,6 +79,23 @@ impl ProcSelfFd {
     pub fn reopen(&self, fd: BorrowedFd<'_>, flags: OFlags) -> Result<OwnedFd, Errno> {
         let flags = (flags - (OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL)) | OFlags::CLOEXEC;
         openat(&self.dir, FdName::new(fd).as_bytes(), flags, Mode::empty())
+    }
+
+    /// Makes `/proc/self/fd` the working directory, so that the path-based
+    /// xattr calls can name a resolved fd by its number (there are no
+    /// `*xattrat` calls before Linux 6.13, and the `f*xattr` calls refuse
+    /// `O_PATH` fds). Only names made by [`FdName`] are ever looked up there.
+    pub fn enter_as_cwd(&self) -> Result<(), Errno> {
+        rustix::process::fchdir(&self.dir)
+    }
+
+    /// The name of `fd` relative to the working directory set by
+    /// [`ProcSelfFd::enter_as_cwd`]: a path-based call on it acts on exactly
+    /// the inode `fd` holds, and on a symlink itself when `fd` is an
+    /// `O_PATH | O_NOFOLLOW` fd of one (the magic link is not followed
+    /// further), which gives the `l*xattr` semantics.
+    pub fn cwd_name(fd: BorrowedFd<'_>) -> impl AsRef<[u8]> {
+        FdName::new(fd)
     }
 
     /// chmod of the inode `fd` refers to (any type, symlinks excepted: an

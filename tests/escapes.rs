@@ -298,7 +298,10 @@ fn magic_links(flavor: Flavor, chroot: bool) {
     }
     assert_eq!(s.canary_state(), before);
     let log = h.stderr();
-    assert!(log.contains("WARN") && log.contains("//proc/self/exe") && log.contains("refused"), "{log}");
+    assert!(
+        log.contains("WARN") && log.contains("//proc/self/exe") && log.contains("refused"),
+        "{log}"
+    );
     assert!(h.finish().success());
 }
 

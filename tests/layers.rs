@@ -19,7 +19,12 @@ fn landlock_alone_stops_path_access_outside_the_export() {
     }
     let s = Scratch::new();
     std::fs::write(s.path("inside"), "in").unwrap();
-    let root = rustix::fs::open(&s.export, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY, 0.into()).unwrap();
+    let root = rustix::fs::open(
+        &s.export,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        0.into(),
+    )
+    .unwrap();
     let canary = s.outside.join("canary");
     let export = s.export.clone();
     // Landlock binds a thread and its future children: restrict a fresh one.
@@ -27,10 +32,17 @@ fn landlock_alone_stops_path_access_outside_the_export() {
         let enforcement = sandbox::landlock::restrict_to(root.as_fd()).unwrap();
         let outside_read = std::fs::read(&canary).map_err(|e| e.kind());
         let outside_write = std::fs::write(&canary, "x").map_err(|e| e.kind());
-        let outside_create = std::fs::write(canary.with_file_name("new"), "x").map_err(|e| e.kind());
+        let outside_create =
+            std::fs::write(canary.with_file_name("new"), "x").map_err(|e| e.kind());
         let inside = std::fs::read_to_string(export.join("inside")).unwrap();
         std::fs::write(export.join("created"), "ok").unwrap();
-        (enforcement, outside_read, outside_write, outside_create, inside)
+        (
+            enforcement,
+            outside_read,
+            outside_write,
+            outside_create,
+            inside,
+        )
     })
     .join()
     .unwrap();
@@ -40,7 +52,10 @@ fn landlock_alone_stops_path_access_outside_the_export() {
     assert_eq!(write, Err(std::io::ErrorKind::PermissionDenied));
     assert_eq!(create, Err(std::io::ErrorKind::PermissionDenied));
     assert_eq!(inside, "in");
-    assert_eq!(std::fs::read_to_string(s.outside.join("canary")).unwrap(), CANARY_TEXT);
+    assert_eq!(
+        std::fs::read_to_string(s.outside.join("canary")).unwrap(),
+        CANARY_TEXT
+    );
 }
 
 fn run_under_filter(mode: SeccompMode) -> std::process::ExitStatus {
@@ -49,9 +64,7 @@ fn run_under_filter(mode: SeccompMode) -> std::process::ExitStatus {
     // SAFETY: between fork and exec only the filter is installed (prctl and
     // seccomp on a program compiled before the fork).
     unsafe {
-        cmd.pre_exec(move || {
-            sandbox::seccomp::install(&program).map_err(std::io::Error::other)
-        });
+        cmd.pre_exec(move || sandbox::seccomp::install(&program).map_err(std::io::Error::other));
     }
     cmd.status().unwrap()
 }
@@ -71,7 +84,11 @@ fn seccomp_log_mode_allows_and_logs() {
 
 #[test]
 fn seccomp_off_has_no_filter() {
-    assert!(sandbox::seccomp::program(SeccompMode::Off).unwrap().is_none());
+    assert!(
+        sandbox::seccomp::program(SeccompMode::Off)
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -80,7 +97,10 @@ fn the_serving_helper_runs_under_the_kill_filter() {
     let h = spawn(Flavor::Openat2, &s.export);
     assert!(h.lstat("/").is_ok());
     let status = std::fs::read_to_string(format!("/proc/{}/status", h.pid())).unwrap();
-    assert!(status.lines().any(|l| l == "Seccomp:\t2"), "filter mode: {status}");
+    assert!(
+        status.lines().any(|l| l == "Seccomp:\t2"),
+        "filter mode: {status}"
+    );
     assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"));
     assert!(h.stderr().contains("seccomp=\"kill"), "{}", h.stderr());
     assert!(h.finish().success());
@@ -90,18 +110,43 @@ fn the_serving_helper_runs_under_the_kill_filter() {
 fn sandbox_report_names_every_layer() {
     let s = Scratch::new();
     let out = Command::new(our_binary())
-        .args(["--sandbox-report", "--no-chroot", "--resolver", "walker", "--seccomp", "log", "-p"])
+        .args([
+            "--sandbox-report",
+            "--no-chroot",
+            "--resolver",
+            "walker",
+            "--seccomp",
+            "log",
+            "-p",
+        ])
         .arg(&s.export)
         .output()
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for line in ["chroot:        off", "resolver:      walker", "openat2:       available", "landlock:      ", "seccomp:       log", "capabilities:  CAP_CHOWN", "nofile limit:  4096"] {
+    for line in [
+        "chroot:        off",
+        "resolver:      walker",
+        "openat2:       available",
+        "landlock:      ",
+        "seccomp:       log",
+        "capabilities:  CAP_CHOWN",
+        "nofile limit:  4096",
+    ] {
         assert!(text.contains(line), "{line:?} in\n{text}");
     }
-    let out = Command::new(our_binary()).args(["--sandbox-report", "-p"]).arg(&s.export).output().unwrap();
+    let out = Command::new(our_binary())
+        .args(["--sandbox-report", "-p"])
+        .arg(&s.export)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("chroot:        on") && text.contains("resolver:      openat2") && text.contains("seccomp:       kill"), "{text}");
+    assert!(
+        text.contains("chroot:        on")
+            && text.contains("resolver:      openat2")
+            && text.contains("seccomp:       kill"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -114,9 +159,18 @@ fn refused_escapes_are_logged_once_with_request_and_path() {
     }
     let _ = h.open("//../outside/canary", libc::O_RDONLY);
     let log = h.stderr();
-    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN") && l.contains("leave the export")).collect();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("leave the export"))
+        .collect();
     assert_eq!(warnings.len(), 2, "{log}");
-    assert!(warnings[0].contains("T_LSTAT") && warnings[0].contains("//up/canary"), "{log}");
-    assert!(warnings[1].contains("T_OPEN") && warnings[1].contains("//../outside/canary"), "{log}");
+    assert!(
+        warnings[0].contains("T_LSTAT") && warnings[0].contains("//up/canary"),
+        "{log}"
+    );
+    assert!(
+        warnings[1].contains("T_OPEN") && warnings[1].contains("//../outside/canary"),
+        "{log}"
+    );
     assert!(h.finish().success());
 }

@@ -56,13 +56,24 @@ fn race(h: &Helper, s: &Scratch) -> Outcome {
         })
     };
 
-    let paths: [&[u8]; 4] = [b"//a/b/../../canary", b"//a/b/../../../outside/canary", b"//s/canary", b"//a/../s/canary"];
-    let mut out = Outcome { tried: 0, reached_canary: 0 };
+    let paths: [&[u8]; 4] = [
+        b"//a/b/../../canary",
+        b"//a/b/../../../outside/canary",
+        b"//s/canary",
+        b"//a/../s/canary",
+    ];
+    let mut out = Outcome {
+        tried: 0,
+        reached_canary: 0,
+    };
     let deadline = Instant::now() + duration();
     while Instant::now() < deadline {
         for path in paths {
             out.tried += 3;
-            if let Raw::Fd(Ok(fd)) = h.call(&Request::Open { path, flags: libc::O_RDONLY }) {
+            if let Raw::Fd(Ok(fd)) = h.call(&Request::Open {
+                path,
+                flags: libc::O_RDONLY,
+            }) {
                 if fs::File::from(fd).metadata().unwrap().ino() == canary_ino {
                     out.reached_canary += 1;
                 }
@@ -121,7 +132,8 @@ fn ours(flavor: Flavor, chroot: bool) {
     let _ = writeln!(
         std::io::stderr(),
         "race {flavor:?} chroot={chroot}: {} requests tried, {} reached the canary",
-        out.tried, out.reached_canary
+        out.tried,
+        out.reached_canary
     );
     assert_eq!(out.reached_canary, 0);
     assert_eq!(canary_file(&s), before, "the canary file changed");
@@ -165,6 +177,7 @@ fn original_for_comparison() {
     let _ = writeln!(
         std::io::stderr(),
         "race Original: {} requests tried, {} reached the canary",
-        out.tried, out.reached_canary
+        out.tried,
+        out.reached_canary
     );
 }

@@ -1,11 +1,10 @@
 //! Request handling against a scratch export, under both resolvers and
 //! without chroot, so the resolvers alone stand between the fuzzer and the
-//! host. A canary beside the export must never change, and the helper's
-//! working directory must always come back to the export root.
+//! host. A canary beside the export must never change, and the working
+//! directory must stay /proc/self/fd.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rustix::fd::AsFd;
 use rustix::fs::{Mode, OFlags};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -52,10 +51,12 @@ fn scene() -> &'static Scene {
             privileges: Privileges::current(),
             getversion: true,
         };
-        rustix::process::fchdir(open()).unwrap();
         let canary_state = state(&canary);
+        let exports = [make(ResolverKind::Openat2), make(ResolverKind::Walker)];
+        // As the helper does while serving (the xattr calls rely on it).
+        exports[0].proc.enter_as_cwd().unwrap();
         Scene {
-            exports: [make(ResolverKind::Openat2), make(ResolverKind::Walker)],
+            exports,
             canary,
             canary_state,
         }
@@ -74,6 +75,6 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(state(&scene.canary), scene.canary_state, "the canary changed");
     let cwd = rustix::fs::fstat(rustix::fs::CWD).unwrap();
-    let root = rustix::fs::fstat(export.root.as_fd()).unwrap();
-    assert_eq!((cwd.st_dev, cwd.st_ino), (root.st_dev, root.st_ino), "cwd left the root");
+    let proc = rustix::fs::fstat(export.proc.as_fd()).unwrap();
+    assert_eq!((cwd.st_dev, cwd.st_ino), (proc.st_dev, proc.st_ino), "cwd moved");
 });

@@ -1,16 +1,17 @@
 //! T_LGETXATTR, T_LLISTXATTR, T_LSETXATTR, T_LREMOVEXATTR.
 //!
 //! The `l*xattr` calls must not follow a final symlink, and the fd-based
-//! `f*xattr` calls refuse `O_PATH` fds (before Linux 6.13's `*xattrat`). So
-//! the helper changes its working directory to the resolved parent for the
-//! duration of one call and passes the single validated name: the kernel
-//! then looks up exactly one component, in a directory already known to be
-//! beneath the root. [`InDirectory`] always changes back.
+//! `f*xattr` calls refuse `O_PATH` fds (before Linux 6.13's `*xattrat`).
+//! So the path is resolved beneath the root to an `O_PATH | O_NOFOLLOW` fd,
+//! and the path-based call is made on that fd's name in `/proc/self/fd`, the
+//! helper's working directory while serving ([`ProcSelfFd::enter_as_cwd`]):
+//! it acts on exactly the resolved inode, a symlink itself included. No
+//! client-supplied path reaches the syscall.
 
 use crate::error::{Context, OpError, OpResult};
-use crate::export::{Export, Target};
-use crate::path::Name;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use crate::export::Export;
+use crate::procfs::ProcSelfFd;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self as sys, XattrFlags};
 use rustix::io::Errno;
 
@@ -26,47 +27,10 @@ pub fn buffer_size(size: i32) -> OpResult<usize> {
     Ok((size as usize).min(XATTR_MAX))
 }
 
-/// While alive, the working directory is `dir`; dropping it returns to the
-/// export root.
-#[must_use = "the working directory reverts when the guard is dropped"]
-struct InDirectory<'a> {
-    root: BorrowedFd<'a>,
-}
-
-impl<'a> InDirectory<'a> {
-    fn enter(dir: BorrowedFd<'_>, root: BorrowedFd<'a>) -> OpResult<Self> {
-        rustix::process::fchdir(dir).ctx("fchdir to the parent")?;
-        Ok(InDirectory { root })
-    }
-}
-
-impl Drop for InDirectory<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = rustix::process::fchdir(self.root) {
-            tracing::error!("cannot return to the export root: {e}; exiting");
-            std::process::exit(1);
-        }
-    }
-}
-
-/// Where an xattr call acts: a name in the working directory (its parent),
-/// or a real fd of the directory the path ends in.
-enum XattrTarget<'a> {
-    InCwd {
-        _cwd: InDirectory<'a>,
-        name: Name<'a>,
-    },
-    Dir(OwnedFd),
-}
-
-fn locate<'a>(ex: &'a Export, path: &'a [u8]) -> OpResult<XattrTarget<'a>> {
-    match ex.target(path)? {
-        Target::Entry { parent, name, .. } => Ok(XattrTarget::InCwd {
-            _cwd: InDirectory::enter(parent.as_fd(), ex.root.as_fd())?,
-            name,
-        }),
-        Target::Directory { dir, .. } => Ok(XattrTarget::Dir(ex.open_dir(&dir)?)),
-    }
+/// The object itself, not following a final symlink (a trailing slash
+/// follows it and requires a directory, as for the kernel's own lookup).
+fn resolve(ex: &Export, path: &[u8]) -> OpResult<OwnedFd> {
+    ex.open(path, false)
 }
 
 /// T_LGETXATTR; `buf` None asks for the length only.
@@ -76,26 +40,22 @@ pub fn lgetxattr(
     name: &[u8],
     buf: Option<&mut Vec<u8>>,
 ) -> OpResult<usize> {
-    match (locate(ex, path)?, buf) {
-        (XattrTarget::InCwd { name: n, .. }, None) => sys::lgetxattr_query(n.as_bytes(), name),
-        (XattrTarget::InCwd { name: n, .. }, Some(buf)) => {
-            sys::lgetxattr(n.as_bytes(), name, buf.as_mut_slice())
-        }
-        (XattrTarget::Dir(fd), None) => sys::fgetxattr_query(&fd, name),
-        (XattrTarget::Dir(fd), Some(buf)) => sys::fgetxattr(&fd, name, buf.as_mut_slice()),
+    let fd = resolve(ex, path)?;
+    let at = ProcSelfFd::cwd_name(fd.as_fd());
+    match buf {
+        None => sys::getxattr_query(at.as_ref(), name),
+        Some(buf) => sys::getxattr(at.as_ref(), name, buf.as_mut_slice()),
     }
     .ctx("getxattr")
 }
 
 /// T_LLISTXATTR; `buf` None asks for the length only.
 pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut Vec<u8>>) -> OpResult<usize> {
-    match (locate(ex, path)?, buf) {
-        (XattrTarget::InCwd { name: n, .. }, None) => sys::llistxattr_query(n.as_bytes()),
-        (XattrTarget::InCwd { name: n, .. }, Some(buf)) => {
-            sys::llistxattr(n.as_bytes(), buf.as_mut_slice())
-        }
-        (XattrTarget::Dir(fd), None) => sys::flistxattr_query(&fd),
-        (XattrTarget::Dir(fd), Some(buf)) => sys::flistxattr(&fd, buf.as_mut_slice()),
+    let fd = resolve(ex, path)?;
+    let at = ProcSelfFd::cwd_name(fd.as_fd());
+    match buf {
+        None => sys::listxattr_query(at.as_ref()),
+        Some(buf) => sys::listxattr(at.as_ref(), buf.as_mut_slice()),
     }
     .ctx("listxattr")
 }
@@ -118,19 +78,20 @@ pub fn lsetxattr(
         ));
     }
     let value = &value[..size as usize];
-    let flags = XattrFlags::from_bits_retain(flags as u32);
-    match locate(ex, path)? {
-        XattrTarget::InCwd { name: n, .. } => sys::lsetxattr(n.as_bytes(), name, value, flags),
-        XattrTarget::Dir(fd) => sys::fsetxattr(&fd, name, value, flags),
-    }
+    let fd = resolve(ex, path)?;
+    let at = ProcSelfFd::cwd_name(fd.as_fd());
+    sys::setxattr(
+        at.as_ref(),
+        name,
+        value,
+        XattrFlags::from_bits_retain(flags as u32),
+    )
     .ctx("setxattr")
 }
 
 /// T_LREMOVEXATTR.
 pub fn lremovexattr(ex: &Export, path: &[u8], name: &[u8]) -> OpResult<()> {
-    match locate(ex, path)? {
-        XattrTarget::InCwd { name: n, .. } => sys::lremovexattr(n.as_bytes(), name),
-        XattrTarget::Dir(fd) => sys::fremovexattr(&fd, name),
-    }
-    .ctx("removexattr")
+    let fd = resolve(ex, path)?;
+    let at = ProcSelfFd::cwd_name(fd.as_fd());
+    sys::removexattr(at.as_ref(), name).ctx("removexattr")
 }

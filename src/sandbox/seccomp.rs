@@ -36,8 +36,14 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_writev, "log lines on stderr"),
     // Path resolution.
     (libc::SYS_openat2, "the openat2 resolver"),
-    (libc::SYS_openat, "the walker, reopening through /proc/self/fd"),
-    (libc::SYS_readlinkat, "the walker's symlink expansion, T_READLINK"),
+    (
+        libc::SYS_openat,
+        "the walker, reopening through /proc/self/fd",
+    ),
+    (
+        libc::SYS_readlinkat,
+        "the walker's symlink expansion, T_READLINK",
+    ),
     (libc::SYS_close, "every fd the helper opens"),
     // File operations.
     (libc::SYS_fstat, "type checks"),
@@ -55,15 +61,10 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_fchownat, "T_CHOWN"),
     (libc::SYS_utimensat, "T_UTIME"),
     (libc::SYS_ftruncate, "T_TRUNCATE"),
-    (libc::SYS_fchdir, "xattr calls on a single name in its parent"),
-    (libc::SYS_lgetxattr, "T_LGETXATTR"),
-    (libc::SYS_fgetxattr, "T_LGETXATTR on a directory"),
-    (libc::SYS_llistxattr, "T_LLISTXATTR"),
-    (libc::SYS_flistxattr, "T_LLISTXATTR on a directory"),
-    (libc::SYS_lsetxattr, "T_LSETXATTR"),
-    (libc::SYS_fsetxattr, "T_LSETXATTR on a directory"),
-    (libc::SYS_lremovexattr, "T_LREMOVEXATTR"),
-    (libc::SYS_fremovexattr, "T_LREMOVEXATTR on a directory"),
+    (libc::SYS_getxattr, "T_LGETXATTR on /proc/self/fd/N"),
+    (libc::SYS_listxattr, "T_LLISTXATTR on /proc/self/fd/N"),
+    (libc::SYS_setxattr, "T_LSETXATTR on /proc/self/fd/N"),
+    (libc::SYS_removexattr, "T_LREMOVEXATTR on /proc/self/fd/N"),
     // Creations under the guest's identity.
     (libc::SYS_setresuid, "switching the effective uid"),
     (libc::SYS_setresgid, "switching the effective gid"),
@@ -93,7 +94,12 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
 /// Syscalls allowed only with argument `arg` equal to `value`.
 pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
     (libc::SYS_ioctl, 1, FS_IOC_GETVERSION, "T_GETVERSION"),
-    (libc::SYS_fcntl, 1, libc::F_GETFD as u64, "std checks an fd is open before closing it (debug builds)"),
+    (
+        libc::SYS_fcntl,
+        1,
+        libc::F_GETFD as u64,
+        "std checks an fd is open before closing it (debug builds)",
+    ),
 ];
 
 /// Compiles the allow-list into a BPF program for this architecture.
@@ -103,8 +109,10 @@ pub fn program(mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
         SeccompMode::Kill => SeccompAction::KillProcess,
         SeccompMode::Log => SeccompAction::Log,
     };
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        ALLOWED.iter().map(|&(nr, _)| (nr as i64, Vec::new())).collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+        .iter()
+        .map(|&(nr, _)| (nr as i64, Vec::new()))
+        .collect();
     // Syscalls allowed with one argument pinned to a single value.
     for &(nr, arg, value, _why) in ALLOWED_WITH_ARG {
         let rule = SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
