@@ -161,6 +161,7 @@ pub fn sandbox_report(cli: &Cli) -> Result<Report, SetupError> {
         capabilities,
         missing_capabilities,
         nofile: sandbox::limits::NOFILE,
+        readonly: cli.readonly,
     })
 }
 
@@ -203,7 +204,7 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         );
     }
     let landlock_abi = sandbox::landlock::kernel_abi();
-    let landlock = match sandbox::landlock::restrict_to(root.as_fd()) {
+    let landlock = match sandbox::landlock::restrict_to(root.as_fd(), cli.readonly) {
         Ok(sandbox::landlock::Enforcement::Full) => Some(sandbox::landlock::Enforcement::Full),
         Ok(other) => {
             warn!(
@@ -228,11 +229,13 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         capabilities,
         missing_capabilities,
         nofile,
+        readonly: cli.readonly,
     };
     info!(
         export = %cli.path.display(),
         resolver = resolver.kind().name(),
         chroot = !cli.no_chroot,
+        readonly = cli.readonly,
         getversion,
         "confined"
     );
@@ -242,6 +245,7 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         proc,
         privileges,
         getversion,
+        readonly: cli.readonly,
     };
     Ok((export, report))
 }

@@ -58,7 +58,7 @@ impl From<LogLevel> for tracing::Level {
     }
 }
 
-/// The privileged helper behind QEMU's 9p `proxy` filesystem driver.
+/// The privileged helper behind QEMU's 9p proxy filesystem driver.
 ///
 /// It confines itself to one export directory and performs the file
 /// operations QEMU asks for over a UNIX stream socket, passing opened files
@@ -112,6 +112,11 @@ pub struct Cli {
     /// permitted); the resolver alone then confines every path
     #[arg(long)]
     pub no_chroot: bool,
+
+    /// Serve the export read-only: every request that would change it answers
+    /// EROFS, whatever the host mount allows
+    #[arg(long)]
+    pub readonly: bool,
 
     /// What the seccomp allow-list does with a syscall outside it: kill the
     /// helper, log it (audit) and allow it, or install no filter

@@ -30,6 +30,9 @@ pub struct Export {
     pub privileges: Privileges,
     /// Whether the export's filesystem answers FS_IOC_GETVERSION.
     pub getversion: bool,
+    /// `--readonly`: every request that would change the export answers
+    /// EROFS, whatever the host mount allows.
+    pub readonly: bool,
 }
 
 /// A directory fd: the held root, or one opened for this request.

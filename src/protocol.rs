@@ -93,6 +93,17 @@ impl RequestType {
         }
     }
 
+    /// Whether the request changes the export (refused by `--readonly`).
+    /// T_OPEN is judged by its flags instead.
+    pub fn mutates(self) -> bool {
+        use RequestType::*;
+        match self {
+            Create | Mknod | Mkdir | Symlink | Link | Chmod | Chown | Truncate | Utime | Rename
+            | Remove | Lsetxattr | Lremovexattr => true,
+            Open | Lstat | Readlink | Statfs | Lgetxattr | Llistxattr | Getversion => false,
+        }
+    }
+
     /// The name the original and QEMU's headers use, for logs.
     pub fn name(self) -> &'static str {
         use RequestType::*;
@@ -263,6 +274,34 @@ pub enum Request<'a> {
     Getversion {
         path: &'a [u8],
     },
+}
+
+impl Request<'_> {
+    /// The request's type.
+    pub fn kind(&self) -> RequestType {
+        match self {
+            Request::Open { .. } => RequestType::Open,
+            Request::Create { .. } => RequestType::Create,
+            Request::Mknod { .. } => RequestType::Mknod,
+            Request::Mkdir { .. } => RequestType::Mkdir,
+            Request::Symlink { .. } => RequestType::Symlink,
+            Request::Link { .. } => RequestType::Link,
+            Request::Lstat { .. } => RequestType::Lstat,
+            Request::Readlink { .. } => RequestType::Readlink,
+            Request::Statfs { .. } => RequestType::Statfs,
+            Request::Chmod { .. } => RequestType::Chmod,
+            Request::Chown { .. } => RequestType::Chown,
+            Request::Truncate { .. } => RequestType::Truncate,
+            Request::Utime { .. } => RequestType::Utime,
+            Request::Rename { .. } => RequestType::Rename,
+            Request::Remove { .. } => RequestType::Remove,
+            Request::Lgetxattr { .. } => RequestType::Lgetxattr,
+            Request::Llistxattr { .. } => RequestType::Llistxattr,
+            Request::Lsetxattr { .. } => RequestType::Lsetxattr,
+            Request::Lremovexattr { .. } => RequestType::Lremovexattr,
+            Request::Getversion { .. } => RequestType::Getversion,
+        }
+    }
 }
 
 /// Reads fields in wire order from a payload.

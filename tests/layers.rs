@@ -29,7 +29,7 @@ fn landlock_alone_stops_path_access_outside_the_export() {
     let export = s.export.clone();
     // Landlock binds a thread and its future children: restrict a fresh one.
     let result = std::thread::spawn(move || {
-        let enforcement = sandbox::landlock::restrict_to(root.as_fd()).unwrap();
+        let enforcement = sandbox::landlock::restrict_to(root.as_fd(), false).unwrap();
         let outside_read = std::fs::read(&canary).map_err(|e| e.kind());
         let outside_write = std::fs::write(&canary, "x").map_err(|e| e.kind());
         let outside_create =

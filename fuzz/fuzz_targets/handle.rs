@@ -50,6 +50,7 @@ fn scene() -> &'static Scene {
             proc: ProcSelfFd::open().unwrap(),
             privileges: Privileges::current(),
             getversion: true,
+            readonly: false,
         };
         let canary_state = state(&canary);
         let exports = [make(ResolverKind::Openat2), make(ResolverKind::Walker)];

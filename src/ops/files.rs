@@ -46,6 +46,10 @@ pub fn open(ex: &Export, path: &[u8], flags: i32) -> OpResult<OwnedFd> {
     if flags.contains(OFlags::CREATE) {
         return Err(OpError::new(Errno::INVAL, "O_CREAT in T_OPEN"));
     }
+    let writes = flags.intersects(OFlags::WRONLY | OFlags::RDWR | OFlags::TRUNC | OFlags::APPEND);
+    if ex.readonly && writes {
+        return Err(OpError::new(Errno::ROFS, "read-only export"));
+    }
     let follow = !flags.contains(OFlags::NOFOLLOW);
     let opath = ex.open(path, follow)?;
     open_checked(ex, opath.as_fd(), flags)

@@ -15,8 +15,9 @@ mod xattrs;
 
 use crate::error::{OpError, OpResult};
 use crate::export::Export;
-use crate::protocol::{HEADER_SIZE, Request, WireStat, WireStatFs, encode_string};
+use crate::protocol::{HEADER_SIZE, ReplyKind, Request, WireStat, WireStatFs, encode_string};
 use rustix::fd::OwnedFd;
+use rustix::io::Errno;
 
 /// The outcome of one request, before encoding.
 #[derive(Debug)]
@@ -44,6 +45,14 @@ impl Reply {
 /// written to it after a header-sized gap.
 pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
     out.resize(HEADER_SIZE, 0);
+    if ex.readonly && req.kind().mutates() {
+        let err = OpError::new(Errno::ROFS, "read-only export");
+        return match req.kind().reply_kind() {
+            ReplyKind::Fd => Reply::Fd(Err(err)),
+            ReplyKind::Status => Reply::Status(Err(err)),
+            ReplyKind::Response => Reply::Response(Err(err)),
+        };
+    }
     let status = |r: OpResult<()>| Reply::Status(r.map(|()| 0));
     match *req {
         Request::Open { path, flags } => Reply::Fd(files::open(ex, path, flags)),

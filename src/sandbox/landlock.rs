@@ -40,13 +40,19 @@ pub fn kernel_abi() -> i64 {
 }
 
 /// Restricts the calling thread (and so the single-threaded helper) to the
-/// tree beneath `root`. Sets `PR_SET_NO_NEW_PRIVS`.
-pub fn restrict_to(root: BorrowedFd<'_>) -> Result<Enforcement, String> {
+/// tree beneath `root`, and there to reading only when `readonly`. Sets
+/// `PR_SET_NO_NEW_PRIVS`.
+pub fn restrict_to(root: BorrowedFd<'_>, readonly: bool) -> Result<Enforcement, String> {
     let all = AccessFs::from_all(NEWEST);
+    let allowed = if readonly {
+        AccessFs::from_read(NEWEST)
+    } else {
+        all
+    };
     let status: RestrictionStatus = Ruleset::default()
         .handle_access(all)
         .and_then(|r| r.create())
-        .and_then(|r| r.add_rule(PathBeneath::new(root, all)))
+        .and_then(|r| r.add_rule(PathBeneath::new(root, allowed)))
         .and_then(|r| r.restrict_self())
         .map_err(|e| e.to_string())?;
     Ok(match status.ruleset {

@@ -39,6 +39,7 @@ pub struct Report {
     pub capabilities: Vec<String>,
     pub missing_capabilities: Vec<String>,
     pub nofile: u64,
+    pub readonly: bool,
 }
 
 impl Report {
@@ -75,9 +76,10 @@ impl Report {
     /// One line for the log.
     pub fn summary(&self) -> String {
         format!(
-            "chroot={} resolver={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
+            "chroot={} resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
             if self.chroot { "on" } else { "off" },
             self.resolver.name(),
+            if self.readonly { "on" } else { "off" },
             self.landlock_text(),
             self.seccomp_text(),
             self.capabilities.join(","),
@@ -91,6 +93,11 @@ impl std::fmt::Display for Report {
         let on_off = |b: bool| if b { "on" } else { "off (--no-chroot)" };
         writeln!(f, "chroot:        {}", on_off(self.chroot))?;
         writeln!(f, "resolver:      {}", self.resolver.name())?;
+        writeln!(
+            f,
+            "readonly:      {}",
+            if self.readonly { "on" } else { "off" }
+        )?;
         match self.openat2_unavailable {
             None => writeln!(f, "openat2:       available")?,
             Some(e) => writeln!(f, "openat2:       unavailable ({e})")?,
