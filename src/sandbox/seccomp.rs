@@ -111,14 +111,14 @@ pub fn program(mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
     };
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
         .iter()
-        .map(|&(nr, _)| (nr as i64, Vec::new()))
+        .map(|&(nr, _)| (i64::from(nr), Vec::new()))
         .collect();
     // Syscalls allowed with one argument pinned to a single value.
     for &(nr, arg, value, _why) in ALLOWED_WITH_ARG {
         let rule = SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
             .and_then(|c| SeccompRule::new(vec![c]))
             .map_err(|e| e.to_string())?;
-        rules.insert(nr as i64, vec![rule]);
+        rules.insert(i64::from(nr), vec![rule]);
     }
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
     let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, arch)
