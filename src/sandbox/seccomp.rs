@@ -103,6 +103,9 @@ pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
 ];
 
 /// Compiles the allow-list into a BPF program for this architecture.
+// `c_long` is `i64` here but `i32` on 32-bit targets: the conversion is not
+// useless everywhere.
+#[allow(clippy::useless_conversion)]
 pub fn program(mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
     let mismatch = match mode {
         SeccompMode::Off => return Ok(None),
