@@ -545,8 +545,10 @@ mod floor {
                     let st =
                         rustix::fs::statat(CWD, rel(path).as_slice(), AtFlags::SYMLINK_NOFOLLOW)
                             .unwrap();
-                    let mut w = protocol::WireStat::default();
-                    w.ino = st.st_ino;
+                    let w = protocol::WireStat {
+                        ino: st.st_ino,
+                        ..Default::default()
+                    };
                     w.encode(&mut out);
                     protocol::finish_response(&mut out, libc::ENOBUFS);
                 }
