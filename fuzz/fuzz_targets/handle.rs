@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = virtfs_proxy_helper::ops::handle(export, &req, &mut out);
     }
     assert_eq!(state(&scene.canary), scene.canary_state, "the canary changed");
-    let cwd = rustix::fs::fstat(rustix::fs::CWD).unwrap();
+    let cwd = rustix::fs::statat(rustix::fs::CWD, ".", rustix::fs::AtFlags::empty()).unwrap();
     let proc = rustix::fs::fstat(export.proc.as_fd()).unwrap();
     assert_eq!((cwd.st_dev, cwd.st_ino), (proc.st_dev, proc.st_ino), "cwd moved");
 });
