@@ -17,7 +17,15 @@ command -v virtfs-proxy-helper
 virtfs-proxy-helper --version
 test -e /usr/share/man/man1/virtfs-proxy-helper.1.gz || test -e /usr/share/man/man1/virtfs-proxy-helper.1
 VPH_BIN=/usr/bin/virtfs-proxy-helper cargo test --locked --test requests openat2::
+if dpkg -s qemu-system-common >/dev/null 2>&1; then
+  test -e /usr/share/man/man1/virtfs-proxy-helper.qemu.1.gz   # QEMU's page, diverted
+  zgrep -qF 'sandbox\-report' /usr/share/man/man1/virtfs-proxy-helper.1.gz   # ours
+fi
 dpkg -r virtfs-proxy-helper
 trap - EXIT
 test ! -e /usr/bin/virtfs-proxy-helper
+if dpkg -s qemu-system-common >/dev/null 2>&1; then
+  test -e /usr/share/man/man1/virtfs-proxy-helper.1.gz        # QEMU's page is back
+  dpkg -V qemu-system-common
+fi
 echo "== package installed, tested and removed"
