@@ -9,6 +9,14 @@
 use crate::error::{OpError, OpResult};
 use rustix::io::Errno;
 
+/// The string without one terminating NUL. QEMU marshals every path it
+/// holds as a `V9fsPath`, whose size counts the C terminator, so most paths
+/// arrive as `//dir/name\0`; paths it builds on the fly, names and symlink
+/// targets arrive without one. A NUL anywhere else is refused by the callers.
+pub fn trim_terminator(raw: &[u8]) -> &[u8] {
+    raw.strip_suffix(&[0]).unwrap_or(raw)
+}
+
 /// Longest path the kernel accepts, terminating NUL included (`PATH_MAX`).
 pub const PATH_MAX: usize = 4096;
 
@@ -62,6 +70,7 @@ impl<'a> ClientPath<'a> {
     /// `victim\0/../x` into `victim`), and over-long paths (ENAMETOOLONG,
     /// as the kernel would answer).
     pub fn parse(raw: &'a [u8]) -> OpResult<Self> {
+        let raw = trim_terminator(raw);
         if raw.contains(&0) {
             return Err(OpError::new(
                 Errno::INVAL,
@@ -155,6 +164,14 @@ mod tests {
             ClientPath::parse(&long).unwrap_err().errno,
             Errno::NAMETOOLONG
         );
+    }
+
+    #[test]
+    fn one_terminating_nul_is_qemus_and_accepted() {
+        assert_eq!(ClientPath::parse(b"//a/b\0").unwrap().as_bytes(), b"a/b");
+        assert_eq!(ClientPath::parse(b"/\0").unwrap().split_last().1, Final::Root);
+        assert_eq!(ClientPath::parse(b"//a\0\0").unwrap_err().errno, Errno::INVAL);
+        assert_eq!(ClientPath::parse(b"\0").unwrap_err().errno, Errno::NOENT);
     }
 
     #[test]

@@ -620,6 +620,18 @@ pub mod client {
         out
     }
 
+    /// A path QEMU holds as a `V9fsPath`: its size counts the C terminator,
+    /// so it travels with a trailing NUL (added here unless present).
+    fn path(out: &mut Vec<u8>, p: &[u8]) {
+        if p.last() == Some(&0) {
+            encode_string(out, p);
+        } else {
+            let mut with_nul = p.to_vec();
+            with_nul.push(0);
+            encode_string(out, &with_nul);
+        }
+    }
+
     fn d(out: &mut Vec<u8>, v: i32) {
         out.extend_from_slice(&v.to_ne_bytes());
     }
@@ -628,11 +640,16 @@ pub mod client {
         out.extend_from_slice(&v.to_ne_bytes());
     }
 
-    /// Encodes a request exactly as QEMU 7.2's `v9fs_request` does.
+    /// Encodes a request exactly as QEMU 7.2's `v9fs_request` does: paths
+    /// of existing objects (T_OPEN, T_LSTAT, T_READLINK, T_STATFS, T_CHMOD,
+    /// T_CHOWN, T_TRUNCATE, T_UTIME, T_LINK's old path, the xattr calls,
+    /// T_GETVERSION) with a trailing NUL; paths it builds for new names
+    /// (T_CREATE, T_MKNOD, T_MKDIR, T_SYMLINK, T_LINK's new path, T_RENAME,
+    /// T_REMOVE), names, targets and values without.
     pub fn encode(req: &Request<'_>) -> Vec<u8> {
         match *req {
             Request::Open { path, flags } => frame(RequestType::Open, |o| {
-                encode_string(o, path);
+                self::path(o, path);
                 d(o, flags);
             }),
             Request::Create {
@@ -683,30 +700,30 @@ pub mod client {
                 encode_string(o, path);
             }),
             Request::Link { old, new } => frame(RequestType::Link, |o| {
-                encode_string(o, old);
+                self::path(o, old);
                 encode_string(o, new);
             }),
-            Request::Lstat { path } => frame(RequestType::Lstat, |o| encode_string(o, path)),
+            Request::Lstat { path } => frame(RequestType::Lstat, |o| self::path(o, path)),
             Request::Readlink { path, bufsize } => frame(RequestType::Readlink, |o| {
-                encode_string(o, path);
+                self::path(o, path);
                 d(o, bufsize);
             }),
-            Request::Statfs { path } => frame(RequestType::Statfs, |o| encode_string(o, path)),
+            Request::Statfs { path } => frame(RequestType::Statfs, |o| self::path(o, path)),
             Request::Chmod { path, mode } => frame(RequestType::Chmod, |o| {
-                encode_string(o, path);
+                self::path(o, path);
                 d(o, mode as i32);
             }),
             Request::Chown { path, uid, gid } => frame(RequestType::Chown, |o| {
-                encode_string(o, path);
+                self::path(o, path);
                 d(o, uid as i32);
                 d(o, gid as i32);
             }),
             Request::Truncate { path, length } => frame(RequestType::Truncate, |o| {
-                encode_string(o, path);
+                self::path(o, path);
                 q(o, length);
             }),
             Request::Utime { path, atime, mtime } => frame(RequestType::Utime, |o| {
-                encode_string(o, path);
+                self::path(o, path);
                 for v in [atime.0, atime.1, mtime.0, mtime.1] {
                     q(o, v);
                 }
@@ -718,12 +735,12 @@ pub mod client {
             Request::Remove { path } => frame(RequestType::Remove, |o| encode_string(o, path)),
             Request::Lgetxattr { size, path, name } => frame(RequestType::Lgetxattr, |o| {
                 d(o, size);
-                encode_string(o, path);
+                self::path(o, path);
                 encode_string(o, name);
             }),
             Request::Llistxattr { size, path } => frame(RequestType::Llistxattr, |o| {
                 d(o, size);
-                encode_string(o, path);
+                self::path(o, path);
             }),
             Request::Lsetxattr {
                 path,
@@ -732,18 +749,18 @@ pub mod client {
                 size,
                 flags,
             } => frame(RequestType::Lsetxattr, |o| {
-                encode_string(o, path);
+                self::path(o, path);
                 encode_string(o, name);
                 encode_string(o, value);
                 d(o, size);
                 d(o, flags);
             }),
             Request::Lremovexattr { path, name } => frame(RequestType::Lremovexattr, |o| {
-                encode_string(o, path);
+                self::path(o, path);
                 encode_string(o, name);
             }),
             Request::Getversion { path } => {
-                frame(RequestType::Getversion, |o| encode_string(o, path))
+                frame(RequestType::Getversion, |o| self::path(o, path))
             }
         }
     }
@@ -857,8 +874,17 @@ mod tests {
             let header = Header::decode(frame[..HEADER_SIZE].try_into().unwrap());
             assert_eq!(header.size as usize, frame.len() - HEADER_SIZE);
             let decoded = decode_request(kind_of(req), &frame[HEADER_SIZE..]).unwrap();
-            assert_eq!(&decoded, req);
+            assert_eq!(decoded.kind(), req.kind());
+            assert_eq!(client::encode(&decoded), frame, "{req:?}");
         }
+    }
+
+    #[test]
+    fn paths_carry_a_nul_where_qemu_sends_a_v9fspath() {
+        let lstat = client::encode(&Request::Lstat { path: b"/" });
+        assert_eq!(&lstat[HEADER_SIZE..], &[2, 0, b'/', 0]);
+        let remove = client::encode(&Request::Remove { path: b"//a" });
+        assert_eq!(&remove[HEADER_SIZE..], &[3, 0, b'/', b'/', b'a']);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::error::{Context, OpError, OpResult};
 use crate::export::{Dir, Export, Target};
-use crate::path::{Final, Name};
+use crate::path::{Final, Name, trim_terminator};
 use crate::privilege::AssumedIdentity;
 use rustix::fs::{
     AtFlags, FileType, Mode, linkat, mkdirat, mknodat, renameat, statat, symlinkat, unlinkat,
@@ -120,7 +120,7 @@ pub fn symlink(ex: &Export, uid: u32, gid: u32, target: &[u8], path: &[u8]) -> O
     let slot = slot(ex, path, Errno::EXIST)?.refuse_slash_for_non_directory()?;
     let _identity = AssumedIdentity::assume(&ex.privileges, uid, gid)
         .ctx("switching to the guest's uid/gid")?;
-    symlinkat(target, &slot.parent, slot.name.as_bytes()).ctx("symlinkat")
+    symlinkat(trim_terminator(target), &slot.parent, slot.name.as_bytes()).ctx("symlinkat")
 }
 
 /// T_LINK: a hard link; a symlink as `old` is linked itself, not followed.

@@ -10,6 +10,7 @@
 
 use crate::error::{Context, OpError, OpResult};
 use crate::export::Export;
+use crate::path::trim_terminator;
 use crate::procfs::ProcSelfFd;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self as sys, XattrFlags};
@@ -40,6 +41,7 @@ pub fn lgetxattr(
     name: &[u8],
     buf: Option<&mut Vec<u8>>,
 ) -> OpResult<usize> {
+    let name = trim_terminator(name);
     let fd = resolve(ex, path)?;
     let at = ProcSelfFd::cwd_name(fd.as_fd());
     match buf {
@@ -78,6 +80,7 @@ pub fn lsetxattr(
         ));
     }
     let value = &value[..size as usize];
+    let name = trim_terminator(name);
     let fd = resolve(ex, path)?;
     let at = ProcSelfFd::cwd_name(fd.as_fd());
     sys::setxattr(
@@ -91,6 +94,7 @@ pub fn lsetxattr(
 
 /// T_LREMOVEXATTR.
 pub fn lremovexattr(ex: &Export, path: &[u8], name: &[u8]) -> OpResult<()> {
+    let name = trim_terminator(name);
     let fd = resolve(ex, path)?;
     let at = ProcSelfFd::cwd_name(fd.as_fd());
     sys::removexattr(at.as_ref(), name).ctx("removexattr")

@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""End to end: QEMU 7.2's proxy 9p driver, a Debian guest kernel mounting
+the share with virtio-9p, and the helper (ours, or QEMU's original) behind it.
+
+Usage (as root; ci/e2e.sh installs what it needs and calls this):
+  run.py --work DIR --helper-bin PATH [--mode socket|fd|both]
+         [--helper ours|original|both] [--accel auto|kvm|tcg] [--phases N]
+
+Prints one line per check ("ok ..." or "FAIL ...") and a final line
+"N passed, M failed"; exits non-zero on any failure. Every wait is bounded
+and nothing is left behind (processes killed, temporary directories removed).
+"""
+import argparse, glob, hashlib, os, re, shutil, signal, socket, stat, subprocess
+import sys, tempfile, time
+
+ORIGINAL = "/usr/lib/qemu/virtfs-proxy-helper"
+QEMU_USER = 65534  # QEMU runs unprivileged, as in production
+RESULTS = []
+
+
+def record(label, name, ok, detail=""):
+    RESULTS.append(ok)
+    line = f"{'ok  ' if ok else 'FAIL'} {label} {name}"
+    if detail and not ok:
+        line += f": {detail}"
+    print(line, flush=True)
+
+
+def module_order(kernel_tree):
+    """The 9p and virtio modules with their dependencies, dependencies first."""
+    index = {}
+    for path in glob.glob(f"{kernel_tree}/lib/modules/*/kernel/**/*.ko", recursive=True):
+        index[os.path.basename(path)[:-3].replace("-", "_")] = path
+    def deps(name):
+        data = open(index[name], "rb").read()
+        m = re.search(rb"(?:^|\0)depends=([^\0]*)\0", data)
+        return [d.decode().replace("-", "_") for d in m.group(1).split(b",") if d] if m else []
+    order = []
+    def visit(name):
+        for d in deps(name):
+            visit(d)
+        if name not in order:
+            order.append(name)
+    for name in ["virtio_pci", "9pnet_virtio", "9p"]:
+        visit(name)
+    return [(name, index[name]) for name in order]
+
+
+def build_initramfs(work, kernel_tree, here):
+    root = os.path.join(work, "initramfs")
+    shutil.rmtree(root, ignore_errors=True)
+    for d in ["bin", "proc", "sys", "dev", "mnt", "modules", "tmp"]:
+        os.makedirs(os.path.join(root, d))
+    shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
+    subprocess.run(["gcc", "-static", "-O2", "-o", os.path.join(root, "bin/guest-tool"),
+                    os.path.join(here, "guest-tool.c")], check=True)
+    shutil.copy(os.path.join(here, "init"), os.path.join(root, "init"))
+    os.chmod(os.path.join(root, "init"), 0o755)
+    names = []
+    for name, path in module_order(kernel_tree):
+        shutil.copy(path, os.path.join(root, "modules", name + ".ko"))
+        names.append(name)
+    with open(os.path.join(root, "modules/order"), "w") as f:
+        f.write("\n".join(names) + "\n")
+    image = os.path.join(work, "initramfs.cpio.gz")
+    files = subprocess.run(["find", "."], cwd=root, check=True, capture_output=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files,
+                          check=True, capture_output=True).stdout
+    with open(image, "wb") as f:
+        f.write(subprocess.run(["gzip", "-1"], input=cpio, check=True, capture_output=True).stdout)
+    os.chmod(image, 0o644)
+    return image
+
+
+def as_qemu_user(extra_groups):
+    def drop():
+        os.setgroups(extra_groups)
+        os.setresgid(QEMU_USER, QEMU_USER, QEMU_USER)
+        os.setresuid(QEMU_USER, QEMU_USER, QEMU_USER)
+    return drop
+
+
+def qemu_command(kernel, initrd, accel, append, fsdev):
+    cmd = ["qemu-system-x86_64", "-machine", f"pc,accel={accel}", "-m", "1024", "-smp", "1",
+           "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+           "-kernel", kernel, "-initrd", initrd,
+           "-append", f"console=ttyS0 panic=-1 quiet loglevel=3 {append}"]
+    if fsdev:
+        cmd += ["-fsdev", fsdev, "-device", "virtio-9p-pci,fsdev=fs0,mount_tag=share"]
+    return cmd
+
+
+def run_bounded(cmd, timeout, preexec=None, pass_fds=(), until=None):
+    """Runs QEMU, collecting its console; kills it at the deadline or once
+    `until` appears. Returns (console text, finished in time)."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, preexec_fn=preexec, pass_fds=pass_fds)
+    os.set_blocking(p.stdout.fileno(), False)
+    out, deadline, in_time = b"", time.monotonic() + timeout, False
+    while True:
+        try:
+            chunk = p.stdout.read()
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            out += chunk
+            if until and until.encode() in out:
+                in_time = True
+        if p.poll() is not None:
+            rest = p.stdout.read() or b""
+            out += rest
+            in_time = in_time or until is None
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            break
+        time.sleep(0.05)
+    p.wait()
+    return out.decode(errors="replace"), in_time
+
+
+def choose_accel(kernel, initrd, wanted):
+    if wanted != "auto":
+        return wanted
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    # These machines may expose a /dev/kvm that cannot boot a stock kernel:
+    # use KVM only if a short probe boot really reaches the guest's init.
+    console, ok = run_bounded(qemu_command(kernel, initrd, "kvm", "vph.probe", None), 30,
+                              until="PROBE-REACHED-INIT")
+    return "kvm" if ok and "PROBE-REACHED-INIT" in console else "tcg"
+
+
+def md5(path):
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_state(path):
+    state = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            content = open(p, "rb").read() if stat.S_ISREG(st.st_mode) else b""
+            state.append((p, st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, content))
+    return state
+
+
+def host_checks(label, export, console):
+    def check(name, cond, detail=""):
+        record(label, "host: " + name, cond, detail)
+    p = lambda rel: os.path.join(export, rel)
+    sums = dict(re.findall(r"^MD5 (\S+) ([0-9a-f]{32})", console, re.M))
+    host_sum = md5(p("big")) if os.path.exists(p("big")) else None
+    check("32MiB-checksum", host_sum and sums.get("big") == host_sum == sums.get("big-reread"),
+          f"guest {sums.get('big')} / reread {sums.get('big-reread')} / host {host_sum}")
+    check("listdir-1000", os.path.isdir(p("many")) and len(os.listdir(p("many"))) == 1000)
+    check("symlink", os.path.islink(p("sl")) and os.readlink(p("sl")) == "hostfile")
+    check("hardlink", os.path.exists(p("b")) and os.stat(p("a")).st_ino == os.stat(p("b")).st_ino
+          and os.stat(p("a")).st_nlink == 2)
+    check("rename", os.path.isfile(p("r2/h")) and os.listdir(p("r1")) == [])
+    check("mode", os.path.exists(p("modefile")) and stat.S_IMODE(os.stat(p("modefile")).st_mode) == 0o640)
+    st = os.stat(p("ownfile")) if os.path.exists(p("ownfile")) else None
+    check("owner", st and (st.st_uid, st.st_gid) == (1234, 5678), st and (st.st_uid, st.st_gid))
+    st = os.stat(p("userdir/userfile")) if os.path.exists(p("userdir/userfile")) else None
+    check("created-by-guest-user", st and (st.st_uid, st.st_gid) == (1000, 1000), st and (st.st_uid, st.st_gid))
+    st = os.stat(p("userdir/usersub")) if os.path.exists(p("userdir/usersub")) else None
+    check("mkdir-by-guest-user", st and (st.st_uid, st.st_gid) == (1000, 1000), st and (st.st_uid, st.st_gid))
+    check("truncate", os.path.exists(p("trunc")) and os.stat(p("trunc")).st_size == 100
+          and open(p("trunc"), "rb").read(4) == b"0123")
+    check("mtime", os.path.exists(p("timed")) and int(os.stat(p("timed")).st_mtime) == 981173106)
+    check("fifo", os.path.exists(p("fifo")) and stat.S_ISFIFO(os.lstat(p("fifo")).st_mode))
+    st = os.lstat(p("cdev")) if os.path.exists(p("cdev")) else None
+    check("chardev-1:3", st and stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3))
+    try:
+        value = os.getxattr(p("xfile"), "user.e2e")
+        names = os.listxattr(p("xfile"))
+    except OSError as e:
+        value, names = repr(e), []
+    check("xattr", value == b"value1" and "user.gone" not in names, f"{value} {names}")
+    check("unlink", not os.path.exists(p("unl")))
+    for mode in ["none", "loose", "mmap"]:
+        f = p(f"cache-{mode}")
+        check(f"cache={mode}-content", os.path.exists(f) and open(f).read() == f"written with cache={mode}\n")
+    check("mmap-content", os.path.exists(p("mmapped")) and open(p("mmapped")).read() == "written through mmap")
+
+
+def run_one(args, here, kernel, initrd, accel, helper, mode):
+    label = f"[{helper}/{mode}]"
+    tmp = tempfile.mkdtemp(prefix="vph-e2e-")
+    os.chmod(tmp, 0o755)
+    export, outside = os.path.join(tmp, "export"), os.path.join(tmp, "outside")
+    os.makedirs(os.path.join(export, "hostdir"))
+    os.makedirs(outside)
+    with open(os.path.join(export, "hostfile"), "w") as f:
+        f.write("from the host\n")
+    with open(os.path.join(outside, "canary"), "w") as f:
+        f.write("must stay untouched\n")
+    outside_before = tree_state(outside)
+    binary = ORIGINAL if helper == "original" else args.helper_bin
+    ours = helper != "original"
+    procs, kvm_groups = [], []
+    if accel == "kvm":
+        kvm_groups = [os.stat("/dev/kvm").st_gid]
+    try:
+        if mode == "socket":
+            sock = os.path.join(tmp, "proxy.sock")
+            cmd = [binary, "-n", "-p", export, "-s", sock, "-u", str(QEMU_USER), "-g", str(QEMU_USER)]
+            helper_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE)
+            procs.append(helper_proc)
+            deadline = time.monotonic() + 10
+            while not os.path.exists(sock) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            fsdev, pass_fds = f"proxy,id=fs0,socket={sock}", ()
+        else:
+            qemu_end, helper_end = socket.socketpair()
+            cmd = [binary, "-n", "-p", export, "-f", str(helper_end.fileno())]
+            helper_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE, pass_fds=(helper_end.fileno(),))
+            procs.append(helper_proc)
+            helper_end.close()
+            fsdev, pass_fds = f"proxy,id=fs0,sock_fd={qemu_end.fileno()}", (qemu_end.fileno(),)
+        append = f"vph.phases={args.phases}" if args.phases else ""
+        start = time.monotonic()
+        console, in_time = run_bounded(qemu_command(kernel, initrd, accel, append, fsdev),
+                                       args.timeout, preexec=as_qemu_user(kvm_groups),
+                                       pass_fds=pass_fds, until="E2E-DONE")
+        elapsed = time.monotonic() - start
+        if mode == "fd":
+            qemu_end.close()
+        record(label, "guest finished", in_time and "E2E-DONE" in console,
+               f"no E2E-DONE within {args.timeout}s; console tail:\n{console[-3000:]}")
+        for name, result in re.findall(r"^CHECK (\S+) (ok|fail)", console, re.M):
+            record(label, "guest: " + name, result == "ok")
+        host_checks(label, export, console)
+        record(label, "outside the export unchanged", tree_state(outside) == outside_before)
+        try:
+            code = helper_proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            code = None
+        stderr = helper_proc.stderr.read().decode(errors="replace") if code is not None else ""
+        if not (in_time and "E2E-DONE" in console):
+            print(f"{label} helper log:\n{stderr[-3000:]}", flush=True)
+        # The original exits 0 in any case; ours exits 0 after a clean disconnect.
+        record(label, "helper exited cleanly after QEMU disconnected", code == 0, f"status {code}\n{stderr[-2000:]}")
+        phases = {k: int(v) for k, v in re.findall(r"^PHASE (\S+) (\d+)", console, re.M)}
+        return {"elapsed": elapsed, "phases": phases}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True, help="cache directory with the unpacked kernel")
+    ap.add_argument("--helper-bin", required=True)
+    ap.add_argument("--helper", choices=["ours", "original", "both"], default="ours")
+    ap.add_argument("--mode", choices=["socket", "fd", "both"], default="both")
+    ap.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    ap.add_argument("--phases", type=int, default=2000, help="small files in the timed phases (0: skip)")
+    ap.add_argument("--timeout", type=int, default=420, help="seconds per guest run")
+    args = ap.parse_args()
+    here = os.path.dirname(os.path.abspath(__file__))
+    kernel_tree = os.path.join(args.work, "kernel")
+    kernel = sorted(glob.glob(f"{kernel_tree}/boot/vmlinuz-*"))[-1]
+    build_dir = tempfile.mkdtemp(prefix="vph-e2e-build-")
+    os.chmod(build_dir, 0o755)
+    try:
+        initrd = build_initramfs(build_dir, kernel_tree, here)
+        shutil.copy(kernel, os.path.join(build_dir, "vmlinuz"))
+        kernel = os.path.join(build_dir, "vmlinuz")
+        os.chmod(kernel, 0o644)
+        accel = choose_accel(kernel, initrd, args.accel)
+        print(f"accelerator: {accel}; kernel {os.path.basename(sorted(glob.glob(f'{kernel_tree}/boot/vmlinuz-*'))[-1])}", flush=True)
+        helpers = ["ours", "original"] if args.helper == "both" else [args.helper]
+        modes = ["socket", "fd"] if args.mode == "both" else [args.mode]
+        timings = {}
+        for helper in helpers:
+            for mode in modes:
+                timings[(helper, mode)] = run_one(args, here, kernel, initrd, accel, helper, mode)
+        if args.phases:
+            print(f"\nTimed guest phases ({args.phases} small files, ms, accelerator {accel}):")
+            names = ["create", "stat", "read", "remove"]
+            print("| helper/mode | " + " | ".join(names) + " | whole guest run (s) |")
+            print("|---" * (len(names) + 2) + "|")
+            for (helper, mode), t in timings.items():
+                cells = [str(t["phases"].get(n, "-")) for n in names]
+                print(f"| {helper}/{mode} | " + " | ".join(cells) + f" | {t['elapsed']:.1f} |")
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    passed, failed = RESULTS.count(True), RESULTS.count(False)
+    print(f"\n{passed} passed, {failed} failed")
+    sys.exit(1 if failed or not passed else 0)
+
+
+if __name__ == "__main__":
+    main()
