@@ -8,8 +8,10 @@
  *   guest-tool many DIR N          create DIR/f0 .. DIR/f(N-1)
  *   guest-tool phases DIR N        time create, stat, read, remove of N files
  *   guest-tool mmap PATH TEXT      write TEXT through a shared mapping
+ *   guest-tool asuser UID GID CMD...  run CMD as UID:GID, no supplementary groups
  */
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,7 +114,15 @@ static int mmap_write(const char *path, const char *text) {
     return close(fd) ? fail("close") : 0;
 }
 
+static int asuser(int argc, char **argv) {
+    if (setgroups(0, NULL) || setgid(atoi(argv[3])) || setuid(atoi(argv[2]))) return fail("setuid");
+    execv(argv[4], argv + 4);
+    (void)argc;
+    return fail(argv[4]);
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 5 && !strcmp(argv[1], "asuser")) return asuser(argc, argv);
     if (argc >= 3 && !strcmp(argv[1], "xattr")) return xattr(argc, argv);
     if (argc == 4 && !strcmp(argv[1], "many")) return many(argv[2], atoi(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "phases")) return phases(argv[2], atoi(argv[3]));

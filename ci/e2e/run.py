@@ -235,8 +235,8 @@ def run_one(args, here, kernel, initrd, accel, helper, mode):
             qemu_end.close()
         record(label, "guest finished", in_time and "E2E-DONE" in console,
                f"no E2E-DONE within {args.timeout}s; console tail:\n{console[-3000:]}")
-        for name, result in re.findall(r"^CHECK (\S+) (ok|fail)", console, re.M):
-            record(label, "guest: " + name, result == "ok")
+        for name, result, detail in re.findall(r"^CHECK (\S+) (ok|fail) ?(.*)$", console, re.M):
+            record(label, "guest: " + name, result == "ok", detail.strip())
         host_checks(label, export, console)
         record(label, "outside the export unchanged", tree_state(outside) == outside_before)
         try:
