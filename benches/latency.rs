@@ -7,7 +7,8 @@
 //! medians jump by up to 60%), targets are interleaved in blocks so drift
 //! cancels, and ratios are what to read. Environment: `VPH_BENCH_ITERS`
 //! (measured iterations per row and target, default 20000), `VPH_BENCH_ROWS`
-//! (comma-separated row names to run).
+//! (comma-separated row names to run), `VPH_BENCH_OURS_ARGS` (extra
+//! arguments for our helpers).
 
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::IoSliceMut;
@@ -489,6 +490,7 @@ mod floor {
             let req = decode_request(kind, conn.payload(&frame)).unwrap();
             out.clear();
             let rel = |p: &[u8]| -> Vec<u8> {
+                let p = virtfs_proxy_helper::path::trim_terminator(p);
                 let t = p.iter().position(|&b| b != b'/').unwrap_or(p.len());
                 if t == p.len() {
                     b".".to_vec()

@@ -176,6 +176,7 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
     })?;
     let resolver = choose_resolver(cli.resolver, root.as_fd())?;
     let getversion = has_generation_numbers(root.as_fd());
+    let features = crate::syscalls::Features::probe(root.as_fd());
 
     if cli.no_chroot {
         rustix::process::fchdir(&root)
@@ -237,6 +238,8 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         chroot = !cli.no_chroot,
         readonly = cli.readonly,
         getversion,
+        fchmodat2 = features.fchmodat2,
+        xattrat = features.xattrat,
         "confined"
     );
     let export = Export {
@@ -246,6 +249,7 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         privileges,
         getversion,
         readonly: cli.readonly,
+        features,
     };
     Ok((export, report))
 }

@@ -33,6 +33,20 @@ pub struct Export {
     /// `--readonly`: every request that would change the export answers
     /// EROFS, whatever the host mount allows.
     pub readonly: bool,
+    /// Newer syscalls this kernel has (probed at start-up).
+    pub features: crate::syscalls::Features,
+}
+
+/// An existing object a non-following request reads or changes.
+#[derive(Debug)]
+pub enum Object<'a> {
+    /// A name directly in the export root: reached with one `*at()` call on
+    /// the held root fd, no resolution needed.
+    InRoot(Name<'a>),
+    /// Anything deeper: an `O_PATH | O_NOFOLLOW` fd of the object itself,
+    /// from one resolution of the whole path (cheaper than resolving the
+    /// parent and looking the name up again).
+    Fd(OwnedFd),
 }
 
 /// A directory fd: the held root, or one opened for this request.
@@ -74,6 +88,24 @@ impl Export {
         let path = ClientPath::parse(raw)?;
         self.resolver
             .open_beneath(self.root.as_fd(), path, follow_final)
+    }
+
+    /// The object `raw` names, not following a final symlink (a trailing
+    /// slash follows it and requires a directory, as the kernel's lookup).
+    pub fn object<'a>(&'a self, raw: &'a [u8]) -> OpResult<Object<'a>> {
+        let path = ClientPath::parse(raw)?;
+        if !path.has_trailing_slash() {
+            if let (parent, Final::Name(name)) = path.split_last() {
+                if parent.is_root() {
+                    return Ok(Object::InRoot(name));
+                }
+            }
+        }
+        Ok(Object::Fd(self.resolver.open_beneath(
+            self.root.as_fd(),
+            path,
+            false,
+        )?))
     }
 
     /// The target of a request that reads or changes an existing object

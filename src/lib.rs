@@ -11,6 +11,7 @@
 //! - [`procfs`]: reopening resolved inodes through `/proc/self/fd`
 //! - [`privilege`]: capabilities and the guest-identity guard
 //! - [`sandbox`]: chroot, Landlock, seccomp, resource limits, the report
+//! - [`syscalls`]: newer syscalls rustix does not wrap yet (probed)
 //! - [`app`], [`cli`], [`logging`]: start-up, command line, logs
 
 pub mod app;
@@ -26,4 +27,5 @@ pub mod protocol;
 pub mod resolve;
 pub mod sandbox;
 pub mod server;
+pub mod syscalls;
 pub mod transport;

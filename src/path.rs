@@ -169,8 +169,14 @@ mod tests {
     #[test]
     fn one_terminating_nul_is_qemus_and_accepted() {
         assert_eq!(ClientPath::parse(b"//a/b\0").unwrap().as_bytes(), b"a/b");
-        assert_eq!(ClientPath::parse(b"/\0").unwrap().split_last().1, Final::Root);
-        assert_eq!(ClientPath::parse(b"//a\0\0").unwrap_err().errno, Errno::INVAL);
+        assert_eq!(
+            ClientPath::parse(b"/\0").unwrap().split_last().1,
+            Final::Root
+        );
+        assert_eq!(
+            ClientPath::parse(b"//a\0\0").unwrap_err().errno,
+            Errno::INVAL
+        );
         assert_eq!(ClientPath::parse(b"\0").unwrap_err().errno, Errno::NOENT);
     }
 

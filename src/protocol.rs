@@ -759,9 +759,7 @@ pub mod client {
                 self::path(o, path);
                 encode_string(o, name);
             }),
-            Request::Getversion { path } => {
-                frame(RequestType::Getversion, |o| self::path(o, path))
-            }
+            Request::Getversion { path } => frame(RequestType::Getversion, |o| self::path(o, path)),
         }
     }
 }

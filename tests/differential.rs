@@ -303,3 +303,8 @@ fn openat2_matches_the_original() {
 fn walker_matches_the_original() {
     compare(Flavor::Walker);
 }
+
+#[test]
+fn old_kernel_fallbacks_match_the_original() {
+    compare(Flavor::OldKernel);
+}

@@ -313,59 +313,12 @@ macro_rules! matrix {
             #[test] fn openat2_resolver_alone() { $name(Flavor::Openat2, false) }
             #[test] fn walker_chroot() { $name(Flavor::Walker, true) }
             #[test] fn walker_resolver_alone() { $name(Flavor::Walker, false) }
+            #[test] fn old_kernel_resolver_alone() { $name(Flavor::OldKernel, false) }
         } )*
     };
 }
 
 matrix!(escapes, magic_links);
-
-/// A seccomp filter that makes openat2 fail with ENOSYS, as on a kernel
-/// without it, installed in the helper's process before exec.
-fn openat2_enosys_filter() -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const NR_OPENAT2: u32 = 437;
-    let stmt = |code: u16, k: u32| libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
-    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
-    let program: Vec<libc::sock_filter> = vec![
-        stmt(ld, 4), // seccomp_data.arch
-        jump(jeq, AUDIT_ARCH_X86_64, 0, 3),
-        stmt(ld, 0), // seccomp_data.nr
-        jump(jeq, NR_OPENAT2, 0, 1),
-        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-        stmt(ret, libc::SECCOMP_RET_ALLOW),
-    ];
-    let program: &'static [libc::sock_filter] = Box::leak(program.into_boxed_slice());
-    Box::new(move || {
-        let fprog = libc::sock_fprog {
-            len: program.len() as u16,
-            filter: program.as_ptr() as *mut _,
-        };
-        // SAFETY: prctl with valid arguments; `fprog` points at a filter that
-        // lives for the rest of the process.
-        unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
-                    &fprog as *const _ as libc::c_ulong,
-                    0,
-                    0,
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    })
-}
 
 /// openat2 made to fail with ENOSYS: `--resolver auto` falls back to the
 /// walker, says so, serves, and every escape is still refused, with and
@@ -380,7 +333,7 @@ fn automatic_fallback_to_the_walker_when_openat2_is_missing() {
         if !chroot {
             spawn = spawn.arg("--no-chroot");
         }
-        spawn.pre_exec = Some(openat2_enosys_filter());
+        spawn.pre_exec = Some(enosys_filter(&[437]));
         let h = spawn.start();
         assert_eq!(h.lstat("//hello").unwrap().size, 2);
         let log = h.stderr();

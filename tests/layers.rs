@@ -174,3 +174,39 @@ fn refused_escapes_are_logged_once_with_request_and_path() {
     );
     assert!(h.finish().success());
 }
+
+/// The emulated older kernel really takes every fallback, and the real one
+/// every newer syscall.
+#[test]
+fn newer_syscalls_are_probed_and_fallbacks_taken_without_them() {
+    let s = Scratch::new();
+    let old = spawn(Flavor::OldKernel, &s.export);
+    assert!(old.lstat("/").is_ok());
+    let log = old.stderr();
+    for want in ["resolver=\"walker\"", "fchmodat2=false", "xattrat=false"] {
+        assert!(log.contains(want), "{want} in {log}");
+    }
+    assert!(old.finish().success());
+    let new = spawn(Flavor::Openat2, &s.export);
+    assert!(new.lstat("/").is_ok());
+    let log = new.stderr();
+    let kernel = rustix::system::uname();
+    let release = kernel.release().to_string_lossy().into_owned();
+    let version: Vec<u32> = release
+        .split(['.', '-'])
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if version >= vec![6, 13] {
+        assert!(
+            log.contains("fchmodat2=true") && log.contains("xattrat=true"),
+            "{log}"
+        );
+    } else {
+        skip(
+            "newer_syscalls (fast paths)",
+            "this kernel predates fchmodat2 or *xattrat",
+        );
+    }
+    assert!(new.finish().success());
+}

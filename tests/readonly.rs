@@ -180,7 +180,10 @@ fn reading() -> Vec<Request<'static>> {
 fn describe(req: &Request<'_>, raw: Raw) -> String {
     if let (Request::Statfs { .. }, Raw::Message { kind: 0, payload }) = (req, &raw) {
         let st = virtfs_proxy_helper::protocol::WireStatFs::decode(payload).unwrap();
-        return format!("statfs {:x} {} {} {:?} {}", st.fs_type, st.bsize, st.blocks, st.fsid, st.namelen);
+        return format!(
+            "statfs {:x} {} {} {:?} {}",
+            st.fs_type, st.bsize, st.blocks, st.fsid, st.namelen
+        );
     }
     match raw {
         Raw::Fd(Ok(fd)) => {

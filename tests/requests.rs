@@ -562,6 +562,8 @@ macro_rules! per_flavor {
     ($($name:ident),* $(,)?) => {
         mod openat2 { $( #[test] fn $name() { super::$name(super::Flavor::Openat2) } )* }
         mod walker { $( #[test] fn $name() { super::$name(super::Flavor::Walker) } )* }
+        /// Ours on an emulated older kernel: every fallback path.
+        mod old_kernel { $( #[test] fn $name() { super::$name(super::Flavor::OldKernel) } )* }
         /// The same expectations against QEMU's own helper: the oracle.
         mod original {
             $( #[test] fn $name() {

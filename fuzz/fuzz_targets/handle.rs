@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rustix::fs::{Mode, OFlags};
+use rustix::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -51,6 +52,7 @@ fn scene() -> &'static Scene {
             privileges: Privileges::current(),
             getversion: true,
             readonly: false,
+            features: virtfs_proxy_helper::syscalls::Features::probe(open().as_fd()),
         };
         let canary_state = state(&canary);
         let exports = [make(ResolverKind::Openat2), make(ResolverKind::Walker)];

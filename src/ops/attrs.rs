@@ -2,7 +2,7 @@
 //! reading and changing an object's attributes.
 
 use crate::error::{Context, OpError, OpResult};
-use crate::export::{Export, Target};
+use crate::export::{Export, Object, Target};
 use crate::protocol::{WireStat, WireStatFs};
 use rustix::fd::AsFd;
 use rustix::fs::{
@@ -32,11 +32,11 @@ fn wire_stat(st: &Stat) -> WireStat {
 
 /// T_LSTAT: does not follow a final symlink.
 pub fn lstat(ex: &Export, path: &[u8]) -> OpResult<WireStat> {
-    let st = match ex.target(path)? {
-        Target::Entry { parent, name, .. } => {
-            statat(&parent, name.as_bytes(), AtFlags::SYMLINK_NOFOLLOW).ctx("fstatat")?
+    let st = match ex.object(path)? {
+        Object::InRoot(name) => {
+            statat(&ex.root, name.as_bytes(), AtFlags::SYMLINK_NOFOLLOW).ctx("fstatat")?
         }
-        Target::Directory { dir, .. } => fstat(&dir).ctx("fstat")?,
+        Object::Fd(fd) => fstat(&fd).ctx("fstat")?,
     };
     Ok(wire_stat(&st))
 }
@@ -48,16 +48,18 @@ pub fn readlink(ex: &Export, path: &[u8], bufsize: i32) -> OpResult<Vec<u8>> {
     if bufsize < 2 {
         return Err(OpError::new(Errno::INVAL, "readlink buffer size"));
     }
-    match ex.target(path)? {
-        Target::Entry { parent, name, .. } => {
-            let mut target = readlinkat(&parent, name.as_bytes(), Vec::new())
-                .ctx("readlinkat")?
-                .into_bytes();
-            target.truncate(bufsize as usize - 1);
-            Ok(target)
-        }
-        Target::Directory { .. } => Err(OpError::new(Errno::INVAL, "readlink of a directory")),
-    }
+    let target = match ex.object(path)? {
+        Object::InRoot(name) => readlinkat(&ex.root, name.as_bytes(), Vec::new()),
+        // On an fd that is not a symlink the kernel answers ENOENT; the
+        // object exists, so readlink(2)'s answer is EINVAL.
+        Object::Fd(fd) => readlinkat(&fd, "", Vec::new()).map_err(|e| match e {
+            Errno::NOENT => Errno::INVAL,
+            e => e,
+        }),
+    };
+    let mut target = target.ctx("readlinkat")?.into_bytes();
+    target.truncate(bufsize as usize - 1);
+    Ok(target)
 }
 
 /// T_STATFS: follows a final symlink (beneath the root).
@@ -89,6 +91,9 @@ pub fn statfs(ex: &Export, path: &[u8]) -> OpResult<WireStatFs> {
 /// name; chmod through `/proc/self/fd/N` acts on exactly the resolved inode.
 pub fn chmod(ex: &Export, path: &[u8], mode: u32) -> OpResult<()> {
     let fd = ex.open(path, true)?;
+    if ex.features.fchmodat2 {
+        return crate::syscalls::fchmod_fd(fd.as_fd(), mode & 0o7777).ctx("fchmodat2");
+    }
     ex.proc
         .chmod(fd.as_fd(), Mode::from_raw_mode(mode))
         .ctx("chmod through /proc/self/fd")
@@ -98,18 +103,23 @@ pub fn chmod(ex: &Export, path: &[u8], mode: u32) -> OpResult<()> {
 pub fn chown(ex: &Export, path: &[u8], uid: u32, gid: u32) -> OpResult<()> {
     let owner = (uid != u32::MAX).then(|| Uid::from_raw(uid));
     let group = (gid != u32::MAX).then(|| Gid::from_raw(gid));
-    match ex.target(path)? {
-        Target::Entry { parent, name, .. } => chownat(
-            &parent,
+    match ex.object(path)? {
+        Object::InRoot(name) => chownat(
+            &ex.root,
             name.as_bytes(),
             owner,
             group,
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .ctx("fchownat"),
-        Target::Directory { dir, .. } => {
-            chownat(&dir, "", owner, group, AtFlags::EMPTY_PATH).ctx("fchownat AT_EMPTY_PATH")
-        }
+        Object::Fd(fd) => chownat(
+            &fd,
+            "",
+            owner,
+            group,
+            AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ctx("fchownat AT_EMPTY_PATH"),
     }
 }
 

@@ -65,7 +65,9 @@ impl Report {
     }
 
     fn seccomp_text(&self) -> String {
-        let n = seccomp::ALLOWED.len() + seccomp::ALLOWED_WITH_ARG.len();
+        let n = seccomp::ALLOWED.len()
+            + seccomp::ALLOWED_WITH_ARG.len()
+            + crate::syscalls::NUMBERS.len();
         match self.seccomp {
             SeccompMode::Kill => format!("kill ({n} syscalls allowed)"),
             SeccompMode::Log => format!("log ({n} syscalls allowed, others logged)"),

@@ -62,6 +62,10 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_utimensat, "T_UTIME"),
     (libc::SYS_ftruncate, "T_TRUNCATE"),
     (libc::SYS_getxattr, "T_LGETXATTR on /proc/self/fd/N"),
+    (libc::SYS_fgetxattr, "T_LGETXATTR on a directory fd"),
+    (libc::SYS_flistxattr, "T_LLISTXATTR on a directory fd"),
+    (libc::SYS_fsetxattr, "T_LSETXATTR on a directory fd"),
+    (libc::SYS_fremovexattr, "T_LREMOVEXATTR on a directory fd"),
     (libc::SYS_listxattr, "T_LLISTXATTR on /proc/self/fd/N"),
     (libc::SYS_setxattr, "T_LSETXATTR on /proc/self/fd/N"),
     (libc::SYS_removexattr, "T_LREMOVEXATTR on /proc/self/fd/N"),
@@ -114,6 +118,7 @@ pub fn program(mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
     };
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
         .iter()
+        .chain(crate::syscalls::NUMBERS.iter())
         .map(|&(nr, _)| (i64::from(nr), Vec::new()))
         .collect();
     // Syscalls allowed with one argument pinned to a single value.

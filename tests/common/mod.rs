@@ -31,6 +31,10 @@ pub enum Flavor {
     Openat2,
     Walker,
     Original,
+    /// Ours with `--resolver auto` on an emulated older kernel: a seccomp
+    /// filter makes openat2 (5.6), fchmodat2 (6.6) and the `*xattrat` calls
+    /// (6.13) answer ENOSYS, so every fallback path runs.
+    OldKernel,
 }
 
 /// Our binary: `VPH_BIN` when set (CI's unprivileged pass runs copies of the
@@ -118,7 +122,7 @@ impl<'a> Spawn<'a> {
                 let mut c = Command::new(our_binary());
                 let resolver = match flavor {
                     Flavor::Walker => "walker",
-                    Flavor::Auto => "auto",
+                    Flavor::Auto | Flavor::OldKernel => "auto",
                     _ => "openat2",
                 };
                 c.args(["--nodaemon", "--fd", "3", "--path"])
@@ -143,6 +147,9 @@ impl<'a> Spawn<'a> {
             .stderr(File::create(&stderr_path).expect("stderr file"));
         let raw = theirs.as_raw_fd();
         let mut hook = self.pre_exec;
+        if self.flavor == Flavor::OldKernel && hook.is_none() {
+            hook = Some(enosys_filter(&OLD_KERNEL_MISSING));
+        }
         // SAFETY: only async-signal-safe calls (dup2, and the test's hook,
         // which must be likewise) run between fork and exec.
         unsafe {
@@ -488,4 +495,59 @@ impl AdoptedHelper {
             Err(i32::from_ne_bytes(payload[..4].try_into().unwrap()))
         }
     }
+}
+
+/// Syscalls an older kernel lacks: openat2, fchmodat2, set/get/list/
+/// removexattrat.
+pub const OLD_KERNEL_MISSING: [u32; 6] = [437, 452, 463, 464, 465, 466];
+
+/// A seccomp filter, installed between fork and exec, under which the given
+/// syscalls fail with ENOSYS as on a kernel without them.
+pub fn enosys_filter(missing: &[u32]) -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let stmt = |code: u16, k: u32| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
+    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+    let n = missing.len() as u8;
+    let mut program = vec![
+        stmt(ld, 4), // seccomp_data.arch
+        jump(jeq, AUDIT_ARCH_X86_64, 0, n + 2),
+        stmt(ld, 0), // seccomp_data.nr
+    ];
+    for (i, &nr) in missing.iter().enumerate() {
+        // Match: jump to the ENOSYS return, past the remaining tests and the allow.
+        program.push(jump(jeq, nr, n - i as u8, 0));
+    }
+    program.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
+    program.push(stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    let program: &'static [libc::sock_filter] = Box::leak(program.into_boxed_slice());
+    Box::new(move || {
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr() as *mut _,
+        };
+        // SAFETY: prctl with valid arguments; `fprog` points at a filter that
+        // lives for the rest of the process.
+        unsafe {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &fprog as *const _ as libc::c_ulong,
+                    0,
+                    0,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    })
 }

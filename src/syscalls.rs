@@ -1,0 +1,203 @@
+//! Newer syscalls rustix does not wrap yet, each probed once at start-up so
+//! the helper uses them where the kernel has them and falls back to
+//! `/proc/self/fd` elsewhere:
+//! - `fchmodat2(fd, "", mode, AT_EMPTY_PATH)` (Linux 6.6): chmod of the
+//!   inode an `O_PATH` fd holds, with no procfs lookup;
+//! - `getxattrat`, `listxattrat`, `setxattrat`, `removexattrat` (Linux
+//!   6.13): xattr calls on a directory fd and one name, with
+//!   `AT_SYMLINK_NOFOLLOW`.
+//!
+//! Both cut a procfs lookup (about 0.7 µs here) from every T_CHMOD and xattr
+//! request.
+
+use rustix::fd::{AsRawFd, BorrowedFd};
+use rustix::io::Errno;
+use std::ffi::CString;
+
+const SYS_FCHMODAT2: libc::c_long = 452;
+// The same numbers on every architecture (the unified syscall table).
+const SYS_SETXATTRAT: libc::c_long = 463;
+const SYS_GETXATTRAT: libc::c_long = 464;
+const SYS_LISTXATTRAT: libc::c_long = 465;
+const SYS_REMOVEXATTRAT: libc::c_long = 466;
+
+/// Syscall numbers for the seccomp allow-list.
+pub const NUMBERS: [(libc::c_long, &str); 5] = [
+    (SYS_FCHMODAT2, "T_CHMOD on an O_PATH fd"),
+    (SYS_GETXATTRAT, "T_LGETXATTR on parent fd + name"),
+    (SYS_LISTXATTRAT, "T_LLISTXATTR on parent fd + name"),
+    (SYS_SETXATTRAT, "T_LSETXATTR on parent fd + name"),
+    (SYS_REMOVEXATTRAT, "T_LREMOVEXATTR on parent fd + name"),
+];
+
+/// `struct xattr_args` of the `*xattrat` calls.
+#[repr(C)]
+struct XattrArgs {
+    value: u64,
+    size: u32,
+    flags: u32,
+}
+
+/// Which of these syscalls the running kernel has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    pub fchmodat2: bool,
+    pub xattrat: bool,
+}
+
+impl Features {
+    /// Asks the kernel with harmless calls on `root`: ENOSYS (or a seccomp
+    /// profile's EPERM) means missing.
+    pub fn probe(root: BorrowedFd<'_>) -> Self {
+        let missing = |r: Result<usize, Errno>| matches!(r, Err(Errno::NOSYS | Errno::PERM));
+        // An invalid mode bit pattern is refused before anything changes:
+        // flags 0x8000_0000 are not valid AT_ flags, so the call fails with
+        // EINVAL where it exists.
+        // SAFETY: a valid fd, a NUL-terminated empty path, no pointers out.
+        let chmod = unsafe {
+            ret(libc::syscall(
+                SYS_FCHMODAT2,
+                root.as_raw_fd(),
+                c"".as_ptr(),
+                0,
+                0x8000_0000u32,
+            ))
+        };
+        let xattr = getxattrat(root, c".", c"user.virtfs-proxy-helper-probe", None);
+        Features {
+            fchmodat2: !missing(chmod),
+            xattrat: !missing(xattr),
+        }
+    }
+}
+
+fn ret(r: libc::c_long) -> Result<usize, Errno> {
+    if r < 0 {
+        Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        ))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// A name for a syscall: one terminating NUL added, any inner NUL refused.
+pub fn c_name(bytes: &[u8]) -> Result<CString, Errno> {
+    CString::new(bytes).map_err(|_| Errno::INVAL)
+}
+
+/// chmod of exactly the inode `fd` holds (an `O_PATH` fd is fine).
+pub fn fchmod_fd(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
+    // SAFETY: a valid fd and a NUL-terminated empty path; nothing is written
+    // through any pointer.
+    unsafe {
+        ret(libc::syscall(
+            SYS_FCHMODAT2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH,
+        ))
+    }
+    .map(drop)
+}
+
+/// `getxattrat(dir, name, AT_SYMLINK_NOFOLLOW, attr)`; `value` None asks
+/// for the length.
+pub fn getxattrat(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    attr: &std::ffi::CStr,
+    value: Option<&mut [u8]>,
+) -> Result<usize, Errno> {
+    let (ptr, len) = value.map_or((std::ptr::null_mut(), 0), |v| (v.as_mut_ptr(), v.len()));
+    let mut args = XattrArgs {
+        value: ptr as u64,
+        size: len as u32,
+        flags: 0,
+    };
+    // SAFETY: NUL-terminated strings; `args` describes `len` writable bytes
+    // (or none), and its size is passed as the kernel expects.
+    unsafe {
+        ret(libc::syscall(
+            SYS_GETXATTRAT,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            attr.as_ptr(),
+            &mut args as *mut XattrArgs,
+            std::mem::size_of::<XattrArgs>(),
+        ))
+    }
+}
+
+/// `listxattrat(dir, name, AT_SYMLINK_NOFOLLOW)`; `list` None asks for the
+/// length.
+pub fn listxattrat(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    list: Option<&mut [u8]>,
+) -> Result<usize, Errno> {
+    let (ptr, len) = list.map_or((std::ptr::null_mut(), 0), |v| (v.as_mut_ptr(), v.len()));
+    // SAFETY: a NUL-terminated name and `len` writable bytes at `ptr`.
+    unsafe {
+        ret(libc::syscall(
+            SYS_LISTXATTRAT,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            ptr,
+            len,
+        ))
+    }
+}
+
+/// `setxattrat(dir, name, AT_SYMLINK_NOFOLLOW, attr, value, flags)`.
+pub fn setxattrat(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    attr: &std::ffi::CStr,
+    value: &[u8],
+    flags: u32,
+) -> Result<(), Errno> {
+    let args = XattrArgs {
+        value: value.as_ptr() as u64,
+        size: value.len() as u32,
+        flags,
+    };
+    // SAFETY: NUL-terminated strings; `args` describes `value`, which is only
+    // read, and its size is passed as the kernel expects.
+    unsafe {
+        ret(libc::syscall(
+            SYS_SETXATTRAT,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            attr.as_ptr(),
+            &args as *const XattrArgs,
+            std::mem::size_of::<XattrArgs>(),
+        ))
+    }
+    .map(drop)
+}
+
+/// `removexattrat(dir, name, AT_SYMLINK_NOFOLLOW, attr)`.
+pub fn removexattrat(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    attr: &std::ffi::CStr,
+) -> Result<(), Errno> {
+    // SAFETY: NUL-terminated strings only.
+    unsafe {
+        ret(libc::syscall(
+            SYS_REMOVEXATTRAT,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            attr.as_ptr(),
+        ))
+    }
+    .map(drop)
+}
