@@ -4,7 +4,7 @@
 use crate::error::OpError;
 use crate::export::Export;
 use crate::ops::{self, Reply};
-use crate::protocol::{self, HEADER_SIZE, ReplyKind, RequestType, decode_request};
+use crate::protocol::{self, HEADER_SIZE, RequestType, decode_request};
 use crate::transport::{Connection, RecvError};
 use rustix::io::Errno;
 use std::collections::HashSet;
@@ -101,11 +101,7 @@ pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
             Err(e) => {
                 tracing::warn!(request = kind.name(), "malformed request: {e}");
                 let err = OpError::new(Errno::INVAL, "malformed request");
-                match kind.reply_kind() {
-                    ReplyKind::Fd => Reply::Fd(Err(err)),
-                    ReplyKind::Status => Reply::Status(Err(err)),
-                    ReplyKind::Response => Reply::Response(Err(err)),
-                }
+                Reply::failure(kind.reply_kind(), err)
             }
         };
         send_reply(conn, reply, &mut out).map_err(ServeError::Send)?;

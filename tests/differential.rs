@@ -219,41 +219,19 @@ fn normalise(req: &Request<'_>, raw: Raw) -> String {
 }
 
 /// Names, types, modes, sizes, contents, link targets and xattrs of a tree.
-fn snapshot(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for e in entries {
-            let m = fs::symlink_metadata(&e).unwrap();
-            let rel = e.strip_prefix(root).unwrap().display().to_string();
-            let detail = if m.is_symlink() {
-                fs::read_link(&e).unwrap().display().to_string()
-            } else if m.is_file() {
-                String::from_utf8_lossy(&fs::read(&e).unwrap()).into_owned()
-            } else {
-                String::new()
-            };
-            let mut xattrs = vec![0u8; 4096];
-            let n = rustix::fs::llistxattr(&e, &mut xattrs[..]).unwrap_or(0);
-            out.push(format!(
-                "{rel} {:o} nlink {} size {} {detail:?} xattrs {:?} mtime-set {}",
-                m.mode(),
-                m.nlink(),
-                if m.is_dir() { 0 } else { m.size() },
-                &xattrs[..n],
-                m.mtime() == 222
-            ));
-            if m.is_dir() {
-                stack.push(e);
-            }
-        }
-    }
-    out
+fn tree(root: &Path) -> Vec<String> {
+    snapshot(root, |e| {
+        format!(
+            "{} {:o} nlink {} size {} {:?} xattrs {:?} mtime-set {}",
+            e.rel,
+            e.meta.mode(),
+            e.meta.nlink(),
+            if e.meta.is_dir() { 0 } else { e.meta.size() },
+            String::from_utf8_lossy(&e.data),
+            e.xattrs,
+            e.meta.mtime() == 222
+        )
+    })
 }
 
 fn run(flavor: Flavor) -> (Vec<String>, Vec<String>) {
@@ -265,7 +243,7 @@ fn run(flavor: Flavor) -> (Vec<String>, Vec<String>) {
         .map(|req| format!("{req:?} -> {}", normalise(req, h.call(req))))
         .collect();
     assert!(h.finish().success());
-    (replies, snapshot(&s.export))
+    (replies, tree(&s.export))
 }
 
 fn compare(ours: Flavor) {

@@ -27,44 +27,24 @@ fn build(root: &Path) {
 
 /// Everything about the tree a write could change (atime aside: reads may
 /// update it).
-fn snapshot(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for e in entries {
-            let m = fs::symlink_metadata(&e).unwrap();
-            let content = if m.is_file() {
-                fs::read(&e).unwrap()
-            } else {
-                Vec::new()
-            };
-            let mut xattrs = vec![0u8; 1024];
-            let n = rustix::fs::llistxattr(&e, &mut xattrs[..]).unwrap_or(0);
-            out.push(format!(
-                "{} {:o} {}:{} {} {}.{} {}.{} {:?} {:?}",
-                e.display(),
-                m.mode(),
-                m.uid(),
-                m.gid(),
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime(),
-                m.ctime_nsec(),
-                content,
-                &xattrs[..n]
-            ));
-            if m.is_dir() {
-                stack.push(e);
-            }
-        }
-    }
-    out
+fn tree(root: &Path) -> Vec<String> {
+    snapshot(root, |e| {
+        let m = &e.meta;
+        format!(
+            "{} {:o} {}:{} {} {}.{} {}.{} {:?} {:?}",
+            e.rel,
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            e.data,
+            e.xattrs
+        )
+    })
 }
 
 fn mutating() -> Vec<Request<'static>> {
@@ -203,7 +183,7 @@ fn describe(req: &Request<'_>, raw: Raw) -> String {
 fn readonly(flavor: Flavor) {
     let s = Scratch::new();
     build(&s.export);
-    let before = snapshot(&s.export);
+    let before = tree(&s.export);
     let h = Spawn::new(flavor, &s.export).arg("--readonly").start();
     for req in mutating() {
         let erofs = errno(Errno::ROFS);
@@ -242,7 +222,7 @@ fn readonly(flavor: Flavor) {
     assert!(h.stderr().contains("readonly=on"), "{}", h.stderr());
     assert!(h.finish().success());
     assert!(plain.finish().success());
-    assert_eq!(snapshot(&s.export), before, "the export changed");
+    assert_eq!(tree(&s.export), before, "the export changed");
 }
 
 #[test]

@@ -32,6 +32,15 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// A failure in the reply shape `kind` calls for.
+    pub fn failure(kind: ReplyKind, err: OpError) -> Self {
+        match kind {
+            ReplyKind::Fd => Reply::Fd(Err(err)),
+            ReplyKind::Status => Reply::Status(Err(err)),
+            ReplyKind::Response => Reply::Response(Err(err)),
+        }
+    }
+
     pub fn error(&self) -> Option<OpError> {
         match self {
             Reply::Fd(r) => r.as_ref().err().copied(),
@@ -47,11 +56,7 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
     out.resize(HEADER_SIZE, 0);
     if ex.readonly && req.kind().mutates() {
         let err = OpError::new(Errno::ROFS, "read-only export");
-        return match req.kind().reply_kind() {
-            ReplyKind::Fd => Reply::Fd(Err(err)),
-            ReplyKind::Status => Reply::Status(Err(err)),
-            ReplyKind::Response => Reply::Response(Err(err)),
-        };
+        return Reply::failure(req.kind().reply_kind(), err);
     }
     let status = |r: OpResult<()>| Reply::Status(r.map(|()| 0));
     match *req {

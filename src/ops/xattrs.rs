@@ -1,23 +1,26 @@
 //! T_LGETXATTR, T_LLISTXATTR, T_LSETXATTR, T_LREMOVEXATTR.
 //!
 //! The `l*xattr` calls must not follow a final symlink, and the fd-based
-//! `f*xattr` calls refuse `O_PATH` fds. Two ways, neither handing a client
-//! path to the kernel:
-//! - Linux 6.13+ (`*xattrat`, probed at start-up): the call on the resolved
-//!   parent's fd and the single validated name, `AT_SYMLINK_NOFOLLOW`;
-//! - elsewhere: the path is resolved to an `O_PATH | O_NOFOLLOW` fd, and the
-//!   path-based call is made on that fd's name in `/proc/self/fd`, the
-//!   helper's working directory while serving ([`ProcSelfFd::enter_as_cwd`]):
-//!   it acts on exactly the resolved inode, a symlink itself included.
+//! `f*xattr` calls refuse `O_PATH` fds. [`locate`] picks how a call reaches
+//! its object, and no client path is ever handed to the kernel:
+//! - Linux 6.13+ (`*xattrat`, probed at start-up): the resolved parent's fd
+//!   and the single validated name, with `AT_SYMLINK_NOFOLLOW`;
+//! - older kernels: the path resolved to an `O_PATH | O_NOFOLLOW` fd, and the
+//!   path-based call made on that fd's name in `/proc/self/fd`, the helper's
+//!   working directory while serving ([`ProcSelfFd::enter_as_cwd`]): it acts
+//!   on exactly the resolved inode, a symlink itself included;
+//! - a path ending in the root, `.`, `..` or `name/` names a directory, which
+//!   is opened for real and served by the `f*xattr` calls.
 
 use crate::error::{Context, OpError, OpResult};
-use crate::export::{Export, Target};
+use crate::export::{Dir, Export, Target};
 use crate::path::trim_terminator;
 use crate::procfs::ProcSelfFd;
 use crate::syscalls::{self, c_name};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self as sys, XattrFlags};
 use rustix::io::Errno;
+use std::ffi::CString;
 
 /// Largest xattr value and list the kernel handles (XATTR_SIZE_MAX,
 /// XATTR_LIST_MAX): client sizes above it are capped, never allocated.
@@ -31,69 +34,64 @@ pub fn buffer_size(size: i32) -> OpResult<usize> {
     Ok((size as usize).min(XATTR_MAX))
 }
 
-/// The object itself, not following a final symlink (a trailing slash
-/// follows it and requires a directory, as for the kernel's own lookup).
-fn resolve(ex: &Export, path: &[u8]) -> OpResult<OwnedFd> {
-    ex.open(path, false)
+/// Where an xattr call acts.
+enum At<'a> {
+    /// A name in its parent directory (`*xattrat`).
+    Entry { parent: Dir<'a>, name: CString },
+    /// A directory, opened for real (`f*xattr`).
+    Directory(OwnedFd),
+    /// The resolved `O_PATH | O_NOFOLLOW` fd, named in `/proc/self/fd`.
+    Proc(OwnedFd),
+}
+
+fn locate<'a>(ex: &'a Export, path: &'a [u8]) -> OpResult<At<'a>> {
+    if !ex.features.xattrat {
+        return Ok(At::Proc(ex.open(path, false)?));
+    }
+    match ex.target(path)? {
+        Target::Entry { parent, name, .. } => Ok(At::Entry {
+            parent,
+            name: c_name(name.as_bytes()).ctx("name")?,
+        }),
+        Target::Directory { dir, .. } => Ok(At::Directory(ex.open_dir(&dir)?)),
+    }
 }
 
 /// T_LGETXATTR; `buf` None asks for the length only.
 pub fn lgetxattr(
     ex: &Export,
     path: &[u8],
-    name: &[u8],
+    attr: &[u8],
     buf: Option<&mut Vec<u8>>,
 ) -> OpResult<usize> {
-    let name = trim_terminator(name);
-    if ex.features.xattrat {
-        let attr = c_name(name).ctx("xattr name")?;
-        return match ex.target(path)? {
-            Target::Entry { parent, name, .. } => {
-                let entry = c_name(name.as_bytes()).ctx("name")?;
-                syscalls::getxattrat(parent.as_fd(), &entry, &attr, buf.map(|b| b.as_mut_slice()))
-            }
-            Target::Directory { dir, .. } => {
-                let dir = ex.open_dir(&dir)?;
-                match buf {
-                    None => sys::fgetxattr_query(&dir, name),
-                    Some(buf) => sys::fgetxattr(&dir, name, buf.as_mut_slice()),
-                }
-            }
+    let attr = trim_terminator(attr);
+    let c_attr = c_name(attr).ctx("xattr name")?;
+    let buf = buf.map(|b| b.as_mut_slice());
+    match (locate(ex, path)?, buf) {
+        (At::Entry { parent, name }, buf) => {
+            syscalls::getxattrat(parent.as_fd(), &name, &c_attr, buf)
         }
-        .ctx("getxattrat");
-    }
-    let fd = resolve(ex, path)?;
-    let at = ProcSelfFd::cwd_name(fd.as_fd());
-    match buf {
-        None => sys::getxattr_query(at.as_ref(), name),
-        Some(buf) => sys::getxattr(at.as_ref(), name, buf.as_mut_slice()),
+        (At::Directory(fd), None) => sys::fgetxattr_query(&fd, attr),
+        (At::Directory(fd), Some(buf)) => sys::fgetxattr(&fd, attr, buf),
+        (At::Proc(fd), None) => {
+            sys::getxattr_query(ProcSelfFd::cwd_name(fd.as_fd()).as_ref(), attr)
+        }
+        (At::Proc(fd), Some(buf)) => {
+            sys::getxattr(ProcSelfFd::cwd_name(fd.as_fd()).as_ref(), attr, buf)
+        }
     }
     .ctx("getxattr")
 }
 
 /// T_LLISTXATTR; `buf` None asks for the length only.
 pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut Vec<u8>>) -> OpResult<usize> {
-    if ex.features.xattrat {
-        return match ex.target(path)? {
-            Target::Entry { parent, name, .. } => {
-                let entry = c_name(name.as_bytes()).ctx("name")?;
-                syscalls::listxattrat(parent.as_fd(), &entry, buf.map(|b| b.as_mut_slice()))
-            }
-            Target::Directory { dir, .. } => {
-                let dir = ex.open_dir(&dir)?;
-                match buf {
-                    None => sys::flistxattr_query(&dir),
-                    Some(buf) => sys::flistxattr(&dir, buf.as_mut_slice()),
-                }
-            }
-        }
-        .ctx("listxattrat");
-    }
-    let fd = resolve(ex, path)?;
-    let at = ProcSelfFd::cwd_name(fd.as_fd());
-    match buf {
-        None => sys::listxattr_query(at.as_ref()),
-        Some(buf) => sys::listxattr(at.as_ref(), buf.as_mut_slice()),
+    let buf = buf.map(|b| b.as_mut_slice());
+    match (locate(ex, path)?, buf) {
+        (At::Entry { parent, name }, buf) => syscalls::listxattrat(parent.as_fd(), &name, buf),
+        (At::Directory(fd), None) => sys::flistxattr_query(&fd),
+        (At::Directory(fd), Some(buf)) => sys::flistxattr(&fd, buf),
+        (At::Proc(fd), None) => sys::listxattr_query(ProcSelfFd::cwd_name(fd.as_fd()).as_ref()),
+        (At::Proc(fd), Some(buf)) => sys::listxattr(ProcSelfFd::cwd_name(fd.as_fd()).as_ref(), buf),
     }
     .ctx("listxattr")
 }
@@ -104,7 +102,7 @@ pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut Vec<u8>>) -> OpResu
 pub fn lsetxattr(
     ex: &Export,
     path: &[u8],
-    name: &[u8],
+    attr: &[u8],
     value: &[u8],
     size: i32,
     flags: i32,
@@ -116,49 +114,32 @@ pub fn lsetxattr(
         ));
     }
     let value = &value[..size as usize];
-    let name = trim_terminator(name);
-    if ex.features.xattrat {
-        let attr = c_name(name).ctx("xattr name")?;
-        return match ex.target(path)? {
-            Target::Entry { parent, name, .. } => {
-                let entry = c_name(name.as_bytes()).ctx("name")?;
-                syscalls::setxattrat(parent.as_fd(), &entry, &attr, value, flags as u32)
-            }
-            Target::Directory { dir, .. } => sys::fsetxattr(
-                ex.open_dir(&dir)?,
-                name,
-                value,
-                XattrFlags::from_bits_retain(flags as u32),
-            ),
+    let attr = trim_terminator(attr);
+    let c_attr = c_name(attr).ctx("xattr name")?;
+    let xflags = XattrFlags::from_bits_retain(flags as u32);
+    match locate(ex, path)? {
+        At::Entry { parent, name } => {
+            syscalls::setxattrat(parent.as_fd(), &name, &c_attr, value, flags as u32)
         }
-        .ctx("setxattrat");
+        At::Directory(fd) => sys::fsetxattr(&fd, attr, value, xflags),
+        At::Proc(fd) => sys::setxattr(
+            ProcSelfFd::cwd_name(fd.as_fd()).as_ref(),
+            attr,
+            value,
+            xflags,
+        ),
     }
-    let fd = resolve(ex, path)?;
-    let at = ProcSelfFd::cwd_name(fd.as_fd());
-    sys::setxattr(
-        at.as_ref(),
-        name,
-        value,
-        XattrFlags::from_bits_retain(flags as u32),
-    )
     .ctx("setxattr")
 }
 
 /// T_LREMOVEXATTR.
-pub fn lremovexattr(ex: &Export, path: &[u8], name: &[u8]) -> OpResult<()> {
-    let name = trim_terminator(name);
-    if ex.features.xattrat {
-        let attr = c_name(name).ctx("xattr name")?;
-        return match ex.target(path)? {
-            Target::Entry { parent, name, .. } => {
-                let entry = c_name(name.as_bytes()).ctx("name")?;
-                syscalls::removexattrat(parent.as_fd(), &entry, &attr)
-            }
-            Target::Directory { dir, .. } => sys::fremovexattr(ex.open_dir(&dir)?, name),
-        }
-        .ctx("removexattrat");
+pub fn lremovexattr(ex: &Export, path: &[u8], attr: &[u8]) -> OpResult<()> {
+    let attr = trim_terminator(attr);
+    let c_attr = c_name(attr).ctx("xattr name")?;
+    match locate(ex, path)? {
+        At::Entry { parent, name } => syscalls::removexattrat(parent.as_fd(), &name, &c_attr),
+        At::Directory(fd) => sys::fremovexattr(&fd, attr),
+        At::Proc(fd) => sys::removexattr(ProcSelfFd::cwd_name(fd.as_fd()).as_ref(), attr),
     }
-    let fd = resolve(ex, path)?;
-    let at = ProcSelfFd::cwd_name(fd.as_fd());
-    sys::removexattr(at.as_ref(), name).ctx("removexattr")
+    .ctx("removexattr")
 }

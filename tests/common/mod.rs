@@ -551,3 +551,55 @@ pub fn enosys_filter(missing: &[u32]) -> Box<dyn FnMut() -> std::io::Result<()> 
         Ok(())
     })
 }
+
+/// One entry of a tree, as the snapshot helpers see it.
+pub struct Entry {
+    /// The path relative to the snapshot's root.
+    pub rel: String,
+    pub meta: std::fs::Metadata,
+    /// A file's content, or a symlink's target; empty otherwise.
+    pub data: Vec<u8>,
+    /// The raw `llistxattr` list.
+    pub xattrs: Vec<u8>,
+}
+
+/// Walks `root` in a stable order and describes each entry with `describe`.
+pub fn snapshot(root: &Path, describe: impl Fn(&Entry) -> String) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let data = if meta.is_symlink() {
+                std::fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if meta.is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            let mut xattrs = vec![0u8; 4096];
+            let n = rustix::fs::llistxattr(&path, &mut xattrs[..]).unwrap_or(0);
+            xattrs.truncate(n);
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let is_dir = meta.is_dir();
+            out.push(describe(&Entry {
+                rel,
+                meta,
+                data,
+                xattrs,
+            }));
+            if is_dir {
+                stack.push(path);
+            }
+        }
+    }
+    out
+}
