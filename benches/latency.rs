@@ -274,7 +274,12 @@ fn iterate(t: &Target, p: &Prepared, scratch: &mut Vec<u8>) -> Duration {
     let start = Instant::now();
     for (frame, kind) in &p.frames {
         let ok = roundtrip(&t.sock, frame, *kind, scratch);
-        debug_assert!(ok, "{}: request failed", t.name);
+        // The round-trip floor answers without doing the work, by design.
+        debug_assert!(
+            ok || t.name == "floor: round trip",
+            "{}: request failed",
+            t.name
+        );
     }
     start.elapsed()
 }
@@ -330,7 +335,10 @@ fn main() {
         floor::serve(&mode);
         return;
     }
-    if std::env::args().any(|a| a == "--list") {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it, and a measurement has no place in the test suite.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("latency benchmark: run it with `cargo bench --bench latency`");
         return;
     }
     let cpu = pin_to_one_core();

@@ -84,6 +84,11 @@ pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
         let reply = match decode_request(kind, payload) {
             Ok(req) => {
                 let reply = ops::handle(ex, &req, &mut out);
+                tracing::trace!(
+                    request = kind.name(),
+                    ok = reply.error().is_none(),
+                    "served"
+                );
                 if let Some(err) = reply.error() {
                     let path = first_path(&req);
                     if err.is_escape_attempt() {

@@ -15,6 +15,10 @@ import sys, tempfile, time
 
 ORIGINAL = "/usr/lib/qemu/virtfs-proxy-helper"
 QEMU_USER = 65534  # QEMU runs unprivileged, as in production
+REQUEST_TYPES = ["T_OPEN", "T_CREATE", "T_MKNOD", "T_MKDIR", "T_SYMLINK", "T_LINK", "T_LSTAT",
+                 "T_READLINK", "T_STATFS", "T_CHMOD", "T_CHOWN", "T_TRUNCATE", "T_UTIME",
+                 "T_RENAME", "T_REMOVE", "T_LGETXATTR", "T_LLISTXATTR", "T_LSETXATTR",
+                 "T_LREMOVEXATTR", "T_GETVERSION"]
 RESULTS = []
 
 
@@ -204,14 +208,18 @@ def run_one(args, here, kernel, initrd, accel, helper, mode):
     binary = ORIGINAL if helper == "original" else args.helper_bin
     ours = helper != "original"
     procs, kvm_groups = [], []
+    # Ours logs each request at trace level: proof the guest used them all.
+    trace = ["--log-level", "trace"] if ours else []
     if accel == "kvm":
         kvm_groups = [os.stat("/dev/kvm").st_gid]
+    log_path = os.path.join(tmp, "helper.log")
+    log = open(log_path, "wb")
     try:
         if mode == "socket":
             sock = os.path.join(tmp, "proxy.sock")
-            cmd = [binary, "-n", "-p", export, "-s", sock, "-u", str(QEMU_USER), "-g", str(QEMU_USER)]
+            cmd = [binary, "-n", "-p", export, "-s", sock, "-u", str(QEMU_USER), "-g", str(QEMU_USER)] + trace
             helper_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE)
+                                           stderr=log)
             procs.append(helper_proc)
             deadline = time.monotonic() + 10
             while not os.path.exists(sock) and time.monotonic() < deadline:
@@ -219,9 +227,9 @@ def run_one(args, here, kernel, initrd, accel, helper, mode):
             fsdev, pass_fds = f"proxy,id=fs0,socket={sock}", ()
         else:
             qemu_end, helper_end = socket.socketpair()
-            cmd = [binary, "-n", "-p", export, "-f", str(helper_end.fileno())]
+            cmd = [binary, "-n", "-p", export, "-f", str(helper_end.fileno())] + trace
             helper_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE, pass_fds=(helper_end.fileno(),))
+                                           stderr=log, pass_fds=(helper_end.fileno(),))
             procs.append(helper_proc)
             helper_end.close()
             fsdev, pass_fds = f"proxy,id=fs0,sock_fd={qemu_end.fileno()}", (qemu_end.fileno(),)
@@ -243,9 +251,15 @@ def run_one(args, here, kernel, initrd, accel, helper, mode):
             code = helper_proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             code = None
-        stderr = helper_proc.stderr.read().decode(errors="replace") if code is not None else ""
+        log.flush()
+        stderr = open(log_path, "rb").read().decode(errors="replace")
         if not (in_time and "E2E-DONE" in console):
             print(f"{label} helper log:\n{stderr[-3000:]}", flush=True)
+        if ours:
+            seen = set(re.findall(r'served request="(T_[A-Z]+)"', stderr))
+            missing = sorted(set(REQUEST_TYPES) - seen)
+            record(label, f"guest workload reached all {len(REQUEST_TYPES)} request types", not missing,
+                   f"never sent: {missing}")
         # The original exits 0 in any case; ours exits 0 after a clean disconnect.
         record(label, "helper exited cleanly after QEMU disconnected", code == 0, f"status {code}\n{stderr[-2000:]}")
         phases = {k: int(v) for k, v in re.findall(r"^PHASE (\S+) (\d+)", console, re.M)}
@@ -255,6 +269,7 @@ def run_one(args, here, kernel, initrd, accel, helper, mode):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
