@@ -29,7 +29,11 @@ fi
 work=/var/cache/vph-e2e
 mkdir -p "$work"
 if ! ls "$work"/kernel/boot/vmlinuz-* >/dev/null 2>&1; then
-  image=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -n 1)
+  kernel_package() {
+    apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -n 1
+  }
+  image=$(kernel_package)
+  if [ -z "$image" ]; then apt-get update -qq; image=$(kernel_package); fi
   echo "e2e: fetching guest kernel $image"
   (cd "$work" && rm -f linux-image-*.deb && apt-get download -q "$image" >/dev/null)
   rm -rf "$work/kernel" && mkdir -p "$work/kernel"

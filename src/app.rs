@@ -106,8 +106,11 @@ fn accept_one(listener: OwnedFd) -> Result<OwnedFd, SetupError> {
     }
 }
 
-fn choose_resolver(choice: ResolverChoice, root: BorrowedFd<'_>) -> Result<Resolver, SetupError> {
-    match (choice, probe_openat2(root)) {
+fn choose_resolver(
+    choice: ResolverChoice,
+    openat2: Result<(), Errno>,
+) -> Result<Resolver, SetupError> {
+    match (choice, openat2) {
         (ResolverChoice::Walker, _) => Ok(Resolver::new(ResolverKind::Walker)),
         (_, Ok(())) => Ok(Resolver::new(ResolverKind::Openat2)),
         (ResolverChoice::Openat2, Err(e)) => Err(SetupError(format!(
@@ -148,13 +151,14 @@ fn open_root(cli: &Cli) -> Result<OwnedFd, SetupError> {
 /// `--sandbox-report`: what would be active, without changing anything.
 pub fn sandbox_report(cli: &Cli) -> Result<Report, SetupError> {
     let root = open_root(cli)?;
-    let resolver = choose_resolver(cli.resolver, root.as_fd())?;
+    let openat2 = probe_openat2(root.as_fd());
+    let resolver = choose_resolver(cli.resolver, openat2)?;
     let permitted = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
     let (capabilities, missing_capabilities) = Report::capability_names(&permitted);
     Ok(Report {
         chroot: !cli.no_chroot,
         resolver: resolver.kind(),
-        openat2_unavailable: probe_openat2(root.as_fd()).err(),
+        openat2_unavailable: openat2.err(),
         landlock_abi: sandbox::landlock::kernel_abi(),
         landlock: None,
         seccomp: cli.seccomp.into(),
@@ -174,7 +178,8 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
             "opening /proc/self/fd ({e}): a mounted procfs is needed to reopen resolved files"
         ))
     })?;
-    let resolver = choose_resolver(cli.resolver, root.as_fd())?;
+    let openat2 = probe_openat2(root.as_fd());
+    let resolver = choose_resolver(cli.resolver, openat2)?;
     let getversion = has_generation_numbers(root.as_fd());
     let features = crate::syscalls::Features::probe(root.as_fd());
 
@@ -223,7 +228,7 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
     let report = Report {
         chroot: !cli.no_chroot,
         resolver: resolver.kind(),
-        openat2_unavailable: probe_openat2(root.as_fd()).err(),
+        openat2_unavailable: openat2.err(),
         landlock_abi,
         landlock,
         seccomp: cli.seccomp.into(),
