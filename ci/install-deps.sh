@@ -12,6 +12,7 @@ need=()
 [ -x /usr/lib/qemu/virtfs-proxy-helper ] || need+=(qemu-system-x86)
 command -v newuidmap >/dev/null || need+=(uidmap)
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
