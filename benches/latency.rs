@@ -363,14 +363,21 @@ fn main() {
             e,
         ));
     }
+    let extra = std::env::var("VPH_BENCH_OURS_ARGS").unwrap_or_default();
+    let ours_args = |resolver: &'static str| -> Vec<String> {
+        let mut args: Vec<String> = ["--resolver", resolver, "--log-level", "error"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.split_whitespace().map(String::from));
+        args
+    };
     for (name, resolver) in [("ours openat2", "openat2"), ("ours walker", "walker")] {
         let e = scratch_export();
         let p = e.path().to_path_buf();
-        targets.push(spawn(
-            name,
-            helper_command(&ours, &p, &["--resolver", resolver, "--log-level", "error"]),
-            e,
-        ));
+        let args = ours_args(resolver);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        targets.push(spawn(name, helper_command(&ours, &p, &args), e));
     }
     for (name, mode) in [("floor: round trip", "rt"), ("floor: + syscall", "syscall")] {
         let e = scratch_export();
@@ -459,7 +466,9 @@ fn main() {
             } else {
                 "openat2"
             };
-            startup(&ours, &["--resolver", resolver, "--log-level", "error"], 20)
+            let args = ours_args(resolver);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            startup(&ours, &args, 20)
         };
         println!(
             "| {} | {} | {:.2} |",
