@@ -245,6 +245,8 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         getversion,
         fchmodat2 = features.fchmodat2,
         xattrat = features.xattrat,
+        utimensat_empty_path = features.utimensat_empty_path,
+        close_range = features.close_range,
         "confined"
     );
     let export = Export {
@@ -255,6 +257,7 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         getversion,
         readonly: cli.readonly,
         features,
+        deferred: crate::deferred_close::DeferredClose::new(features.close_range),
     };
     Ok((export, report))
 }

@@ -12,6 +12,7 @@
 //! Either way no client-supplied path with more than one component ever
 //! reaches a path-based syscall.
 
+use crate::deferred_close::DeferredClose;
 use crate::error::{Context, OpResult};
 use crate::path::{ClientPath, Final, Name};
 use crate::privilege::Privileges;
@@ -35,6 +36,44 @@ pub struct Export {
     pub readonly: bool,
     /// Newer syscalls this kernel has (probed at start-up).
     pub features: crate::syscalls::Features,
+    /// Where resolved `O_PATH` fds go when a request is done with them.
+    pub deferred: DeferredClose,
+}
+
+/// The fd of a resolved path, for one request: an `O_PATH` fd from the
+/// resolver, or the held root itself when the path names the root (no
+/// resolution needed). Dropping a resolved fd hands it to
+/// [`DeferredClose`], which closes it with others in one syscall.
+#[derive(Debug)]
+pub struct PathFd<'a> {
+    fd: Held<'a>,
+    deferred: &'a DeferredClose,
+}
+
+#[derive(Debug)]
+enum Held<'a> {
+    /// `None` only while dropping.
+    Resolved(Option<OwnedFd>),
+    Root(BorrowedFd<'a>),
+}
+
+impl AsFd for PathFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.fd {
+            Held::Resolved(fd) => fd.as_ref().expect("present until dropped").as_fd(),
+            Held::Root(fd) => *fd,
+        }
+    }
+}
+
+impl Drop for PathFd<'_> {
+    fn drop(&mut self) {
+        if let Held::Resolved(fd) = &mut self.fd {
+            if let Some(fd) = fd.take() {
+                self.deferred.defer(fd);
+            }
+        }
+    }
 }
 
 /// An existing object a non-following request reads or changes.
@@ -46,14 +85,14 @@ pub enum Object<'a> {
     /// Anything deeper: an `O_PATH | O_NOFOLLOW` fd of the object itself,
     /// from one resolution of the whole path (cheaper than resolving the
     /// parent and looking the name up again).
-    Fd(OwnedFd),
+    Fd(PathFd<'a>),
 }
 
 /// A directory fd: the held root, or one opened for this request.
 #[derive(Debug)]
 pub enum Dir<'a> {
     Root(BorrowedFd<'a>),
-    Opened(OwnedFd),
+    Opened(PathFd<'a>),
 }
 
 impl AsFd for Dir<'_> {
@@ -79,15 +118,30 @@ pub enum Target<'a> {
     /// The path ends in the root, `.` or `..`: a directory that cannot be
     /// addressed by parent and name. `dir` is its `O_PATH` fd; `last` tells
     /// which it was, for the errno a mutation of it gets.
-    Directory { dir: OwnedFd, last: Final<'a> },
+    Directory { dir: PathFd<'a>, last: Final<'a> },
 }
 
 impl Export {
     /// Resolves `raw` beneath the root to an `O_PATH` fd of the object.
-    pub fn open(&self, raw: &[u8], follow_final: bool) -> OpResult<OwnedFd> {
-        let path = ClientPath::parse(raw)?;
-        self.resolver
-            .open_beneath(self.root.as_fd(), path, follow_final)
+    pub fn open(&self, raw: &[u8], follow_final: bool) -> OpResult<PathFd<'_>> {
+        self.resolve(ClientPath::parse(raw)?, follow_final)
+    }
+
+    fn resolve(&self, path: ClientPath<'_>, follow_final: bool) -> OpResult<PathFd<'_>> {
+        let fd = if path.is_root() {
+            // The root is held open already: resolving "." again would only
+            // cost an openat2 and a close.
+            Held::Root(self.root.as_fd())
+        } else {
+            let fd = self
+                .resolver
+                .open_beneath(self.root.as_fd(), path, follow_final)?;
+            Held::Resolved(Some(fd))
+        };
+        Ok(PathFd {
+            fd,
+            deferred: &self.deferred,
+        })
     }
 
     /// The object `raw` names, not following a final symlink (a trailing
@@ -101,11 +155,7 @@ impl Export {
                 }
             }
         }
-        Ok(Object::Fd(self.resolver.open_beneath(
-            self.root.as_fd(),
-            path,
-            false,
-        )?))
+        Ok(Object::Fd(self.resolve(path, false)?))
     }
 
     /// The target of a request that reads or changes an existing object
@@ -115,7 +165,7 @@ impl Export {
     pub fn target<'a>(&'a self, raw: &'a [u8]) -> OpResult<Target<'a>> {
         let path = ClientPath::parse(raw)?;
         if path.has_trailing_slash() {
-            let dir = self.resolver.open_beneath(self.root.as_fd(), path, true)?;
+            let dir = self.resolve(path, true)?;
             return Ok(Target::Directory {
                 dir,
                 last: Final::Dot,
@@ -138,10 +188,7 @@ impl Export {
                 let parent = if parent.is_root() {
                     Dir::Root(self.root.as_fd())
                 } else {
-                    Dir::Opened(
-                        self.resolver
-                            .open_beneath(self.root.as_fd(), parent, true)?,
-                    )
+                    Dir::Opened(self.resolve(parent, true)?)
                 };
                 Ok(Target::Entry {
                     parent,
@@ -150,7 +197,7 @@ impl Export {
                 })
             }
             Final::Root | Final::Dot | Final::DotDot => {
-                let dir = self.resolver.open_beneath(self.root.as_fd(), path, true)?;
+                let dir = self.resolve(path, true)?;
                 Ok(Target::Directory { dir, last })
             }
         }
@@ -158,7 +205,7 @@ impl Export {
 
     /// A real (not `O_PATH`) read-only fd on a directory the resolver
     /// returned, for the calls that refuse `O_PATH` fds (xattrs, futimens).
-    pub fn open_dir(&self, dir: &OwnedFd) -> OpResult<OwnedFd> {
+    pub fn open_dir(&self, dir: impl AsFd) -> OpResult<OwnedFd> {
         openat(
             dir,
             ".",

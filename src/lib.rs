@@ -8,6 +8,7 @@
 //! - [`export`]: the export root and how requests reach their targets
 //! - [`path`]: validation of client paths
 //! - [`resolve`]: confined path resolution (openat2 and the walker)
+//! - [`deferred_close`]: batched closing of resolved `O_PATH` fds
 //! - [`procfs`]: reopening resolved inodes through `/proc/self/fd`
 //! - [`privilege`]: capabilities and the guest-identity guard
 //! - [`sandbox`]: chroot, Landlock, seccomp, resource limits, the report
@@ -16,6 +17,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod deferred_close;
 pub mod error;
 pub mod export;
 pub mod logging;

@@ -1,6 +1,7 @@
 //! The serving loop: read a request, run it, send the reply, until QEMU
 //! disconnects.
 
+use crate::deferred_close::DeferredClose;
 use crate::error::OpError;
 use crate::export::Export;
 use crate::ops::{self, Reply};
@@ -72,10 +73,21 @@ pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
         seen: HashSet::new(),
     };
     let mut served = 0u64;
+    // Armed while resolved fds wait in `ex.deferred`, so an idle connection
+    // closes them after `DeferredClose::IDLE` instead of holding them.
+    let mut idle_timer = false;
     loop {
         let frame = match conn.read_frame() {
             Ok(frame) => frame,
             Err(RecvError::Closed) => return Ok(served),
+            Err(RecvError::Idle) if idle_timer => {
+                ex.deferred.flush();
+                match conn.set_read_timeout(None) {
+                    Ok(()) => idle_timer = false,
+                    Err(e) => tracing::debug!("clearing the idle timer: {e}"),
+                }
+                continue;
+            }
             Err(e) => return Err(ServeError::Recv(e)),
         };
         let kind = RequestType::from_wire(frame.kind).ok_or(ServeError::UnknownType(frame.kind))?;
@@ -111,6 +123,15 @@ pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
         };
         send_reply(conn, reply, &mut out).map_err(ServeError::Send)?;
         served += 1;
+        if !idle_timer && !ex.deferred.is_empty() {
+            match conn.set_read_timeout(Some(DeferredClose::IDLE)) {
+                Ok(()) => idle_timer = true,
+                Err(e) => {
+                    tracing::debug!("arming the idle timer: {e}");
+                    ex.deferred.flush();
+                }
+            }
+        }
     }
 }
 

@@ -7,8 +7,14 @@
 //!   6.13): xattr calls on a directory fd and one name, with
 //!   `AT_SYMLINK_NOFOLLOW`.
 //!
-//! Both cut a procfs lookup (about 0.7 µs here) from every T_CHMOD and xattr
-//! request.
+//! - `utimensat(fd, "", times, AT_EMPTY_PATH)` (Linux 5.8): times of the
+//!   inode an `O_PATH` fd holds, without looking its name up again;
+//! - `close_range` (Linux 5.9): closing a batch of fds in one call
+//!   ([`crate::deferred_close`]).
+//!
+//! Each cuts a lookup or a syscall from a request: a procfs lookup (about
+//! 0.7 µs here) from every T_CHMOD and xattr request, a second lookup of the
+//! name from T_UTIME, one `close` from most requests.
 
 use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
@@ -22,7 +28,11 @@ const SYS_LISTXATTRAT: libc::c_long = 465;
 const SYS_REMOVEXATTRAT: libc::c_long = 466;
 
 /// Syscall numbers for the seccomp allow-list.
-pub const NUMBERS: [(libc::c_long, &str); 5] = [
+pub const NUMBERS: [(libc::c_long, &str); 6] = [
+    (
+        libc::SYS_close_range,
+        "closing resolved O_PATH fds in batches",
+    ),
     (SYS_FCHMODAT2, "T_CHMOD on an O_PATH fd"),
     (SYS_GETXATTRAT, "T_LGETXATTR on parent fd + name"),
     (SYS_LISTXATTRAT, "T_LLISTXATTR on parent fd + name"),
@@ -43,6 +53,9 @@ struct XattrArgs {
 pub struct Features {
     pub fchmodat2: bool,
     pub xattrat: bool,
+    /// `utimensat` takes `AT_EMPTY_PATH`.
+    pub utimensat_empty_path: bool,
+    pub close_range: bool,
 }
 
 impl Features {
@@ -64,9 +77,26 @@ impl Features {
             ))
         };
         let xattr = getxattrat(root, c".", c"user.virtfs-proxy-helper-probe", None);
+        // Both times UTIME_OMIT: nothing changes where the flag is known;
+        // kernels before 5.8 refuse the flag with EINVAL.
+        let omit = rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: omit,
+            last_modification: omit,
+        };
+        let utimensat =
+            rustix::fs::utimensat(root, "", &times, rustix::fs::AtFlags::EMPTY_PATH).is_ok();
+        // An empty range (first > last) is EINVAL where the call exists.
+        // SAFETY: closes nothing: the range is empty.
+        let close_range = unsafe { ret(libc::syscall(libc::SYS_close_range, 1u32, 0u32, 0u32)) };
         Features {
             fchmodat2: !missing(chmod),
             xattrat: !missing(xattr),
+            utimensat_empty_path: utimensat,
+            close_range: !missing(close_range),
         }
     }
 }
@@ -81,6 +111,15 @@ fn ret(r: libc::c_long) -> Result<usize, Errno> {
     } else {
         Ok(r as usize)
     }
+}
+
+/// `close_range(first, last, 0)`: closes every fd from `first` to `last`.
+///
+/// # Safety
+/// The caller owns every fd in the range and none is used afterwards.
+pub unsafe fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: the caller's contract; no pointers.
+    unsafe { ret(libc::syscall(libc::SYS_close_range, first, last, 0u32)) }.map(drop)
 }
 
 /// A name for a syscall: one terminating NUL added, any inner NUL refused.

@@ -27,6 +27,8 @@ pub enum RecvError {
         kind: u32,
         size: u32,
     },
+    /// No byte arrived within the read timeout ([`Connection::set_read_timeout`]).
+    Idle,
     Io(Errno),
 }
 
@@ -44,6 +46,7 @@ impl std::fmt::Display for RecvError {
                 f,
                 "request type {kind} announces {size} payload bytes, more than {MAX_PAYLOAD}"
             ),
+            RecvError::Idle => write!(f, "no request within the read timeout"),
             RecvError::Io(e) => write!(f, "reading the socket: {e}"),
         }
     }
@@ -117,6 +120,8 @@ impl Connection {
                 Ok(0) => return Err(RecvError::Truncated { have: avail, want }),
                 Ok(n) => self.end += n,
                 Err(Errno::INTR) => {}
+                // A partial frame stays buffered for the next call.
+                Err(Errno::AGAIN) => return Err(RecvError::Idle),
                 Err(e) => return Err(RecvError::Io(e)),
             }
             if self.start == self.end {
@@ -124,6 +129,16 @@ impl Connection {
                 self.end = 0;
             }
         }
+    }
+
+    /// Makes [`Connection::read_frame`] give up with [`RecvError::Idle`]
+    /// when nothing arrives for `timeout` (`None`: wait for ever).
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> Result<(), Errno> {
+        rustix::net::sockopt::set_socket_timeout(
+            &self.sock,
+            rustix::net::sockopt::Timeout::Recv,
+            timeout,
+        )
     }
 
     pub fn payload(&self, frame: &Frame) -> &[u8] {

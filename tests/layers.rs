@@ -183,7 +183,13 @@ fn newer_syscalls_are_probed_and_fallbacks_taken_without_them() {
     let old = spawn(Flavor::OldKernel, &s.export);
     assert!(old.lstat("/").is_ok());
     let log = old.stderr();
-    for want in ["resolver=\"walker\"", "fchmodat2=false", "xattrat=false"] {
+    for want in [
+        "resolver=\"walker\"",
+        "fchmodat2=false",
+        "xattrat=false",
+        "utimensat_empty_path=false",
+        "close_range=false",
+    ] {
         assert!(log.contains(want), "{want} in {log}");
     }
     assert!(old.finish().success());
@@ -198,10 +204,14 @@ fn newer_syscalls_are_probed_and_fallbacks_taken_without_them() {
         .filter_map(|v| v.parse().ok())
         .collect();
     if version >= vec![6, 13] {
-        assert!(
-            log.contains("fchmodat2=true") && log.contains("xattrat=true"),
-            "{log}"
-        );
+        for want in [
+            "fchmodat2=true",
+            "xattrat=true",
+            "utimensat_empty_path=true",
+            "close_range=true",
+        ] {
+            assert!(log.contains(want), "{want} in {log}");
+        }
     } else {
         skip(
             "newer_syscalls (fast paths)",

@@ -303,7 +303,20 @@ fn ten_thousand_opens_leak_no_fd() {
                 });
             }
         }
-        assert_eq!(h.fd_count(), before, "{flavor:?}");
+        // Resolved O_PATH fds are closed in batches (src/deferred_close.rs):
+        // at most a batch is held while busy, none once the connection has
+        // been idle for the helper's 10 ms timer.
+        let busy = h.fd_count();
+        assert!(
+            busy <= before + 32,
+            "{flavor:?}: {busy} fds while busy, {before} before"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(h.fd_count(), before, "{flavor:?}: after going idle");
+        assert!(
+            h.lstat("//d/f").is_ok(),
+            "{flavor:?}: serves after the idle flush"
+        );
         assert!(h.finish().success());
     });
 }

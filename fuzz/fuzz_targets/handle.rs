@@ -9,7 +9,6 @@ use rustix::fs::{Mode, OFlags};
 use rustix::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use virtfs_proxy_helper::export::Export;
 use virtfs_proxy_helper::privilege::Privileges;
 use virtfs_proxy_helper::procfs::ProcSelfFd;
@@ -28,8 +27,16 @@ fn state(path: &PathBuf) -> (u64, u64, i64, u32) {
 }
 
 fn scene() -> &'static Scene {
-    static SCENE: OnceLock<Scene> = OnceLock::new();
-    SCENE.get_or_init(|| {
+    // Per thread: an Export is not Sync (its deferred fds sit in a RefCell);
+    // libFuzzer runs the target on one thread.
+    thread_local! {
+        static SCENE: &'static Scene = Box::leak(Box::new(build()));
+    }
+    SCENE.with(|scene| *scene)
+}
+
+fn build() -> Scene {
+    {
         let base = std::env::temp_dir().join(format!("vph-fuzz-{}", std::process::id()));
         let export = base.join("export");
         let outside = base.join("outside");
@@ -53,6 +60,7 @@ fn scene() -> &'static Scene {
             getversion: true,
             readonly: false,
             features: virtfs_proxy_helper::syscalls::Features::probe(open().as_fd()),
+            deferred: virtfs_proxy_helper::deferred_close::DeferredClose::new(true),
         };
         let canary_state = state(&canary);
         let exports = [make(ResolverKind::Openat2), make(ResolverKind::Walker)];
@@ -63,7 +71,7 @@ fn scene() -> &'static Scene {
             canary,
             canary_state,
         }
-    })
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

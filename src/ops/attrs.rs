@@ -157,6 +157,23 @@ pub fn utime(ex: &Export, path: &[u8], atime: (i64, i64), mtime: (i64, i64)) -> 
             tv_nsec: mtime.1 as _,
         },
     };
+    if ex.features.utimensat_empty_path {
+        // One resolution of the whole path, then the times of exactly that
+        // inode (a symlink itself included), as T_LSTAT does.
+        return match ex.object(path)? {
+            Object::InRoot(name) => {
+                utimensat(&ex.root, name.as_bytes(), &times, AtFlags::SYMLINK_NOFOLLOW)
+            }
+            Object::Fd(fd) => utimensat(
+                &fd,
+                "",
+                &times,
+                AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+            ),
+        }
+        .ctx("utimensat");
+    }
+    // Before Linux 5.8: the parent's fd and the name.
     match ex.target(path)? {
         Target::Entry { parent, name, .. } => {
             utimensat(&parent, name.as_bytes(), &times, AtFlags::SYMLINK_NOFOLLOW).ctx("utimensat")

@@ -13,7 +13,7 @@
 //!   is opened for real and served by the `f*xattr` calls.
 
 use crate::error::{Context, OpError, OpResult};
-use crate::export::{Dir, Export, Target};
+use crate::export::{Dir, Export, PathFd, Target};
 use crate::path::trim_terminator;
 use crate::procfs::ProcSelfFd;
 use crate::syscalls::{self, c_name};
@@ -41,7 +41,7 @@ enum At<'a> {
     /// A directory, opened for real (`f*xattr`).
     Directory(OwnedFd),
     /// The resolved `O_PATH | O_NOFOLLOW` fd, named in `/proc/self/fd`.
-    Proc(OwnedFd),
+    Proc(PathFd<'a>),
 }
 
 fn locate<'a>(ex: &'a Export, path: &'a [u8]) -> OpResult<At<'a>> {

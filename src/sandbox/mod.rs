@@ -65,9 +65,9 @@ impl Report {
     }
 
     fn seccomp_text(&self) -> String {
-        let n = seccomp::ALLOWED.len()
-            + seccomp::ALLOWED_WITH_ARG.len()
-            + crate::syscalls::NUMBERS.len();
+        let mut with_arg: Vec<_> = seccomp::ALLOWED_WITH_ARG.iter().map(|e| e.0).collect();
+        with_arg.dedup();
+        let n = seccomp::ALLOWED.len() + with_arg.len() + crate::syscalls::NUMBERS.len();
         match self.seccomp {
             SeccompMode::Kill => format!("kill ({n} syscalls allowed)"),
             SeccompMode::Log => format!("log ({n} syscalls allowed, others logged)"),

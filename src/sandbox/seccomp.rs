@@ -23,6 +23,11 @@ pub enum SeccompMode {
 
 /// `FS_IOC_GETVERSION`, the only ioctl the helper issues.
 const FS_IOC_GETVERSION: u64 = 0x8008_7601;
+/// The socket options rustix sets a receive timeout with: `SO_RCVTIMEO_NEW`
+/// first, `SO_RCVTIMEO_OLD` where the kernel lacks it (asm-generic values,
+/// as on x86_64 and arm64).
+const SO_RCVTIMEO_NEW: u64 = 66;
+const SO_RCVTIMEO_OLD: u64 = 20;
 
 /// Every syscall the serving loop may make, with the reason. Keep it sorted
 /// by purpose; the integration suite runs with `kill`, so a missing entry
@@ -95,8 +100,21 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_exit_group, "exit"),
 ];
 
-/// Syscalls allowed only with argument `arg` equal to `value`.
+/// Syscalls allowed only with argument `arg` equal to `value` (several
+/// entries for one syscall allow any of their values).
 pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
+    (
+        libc::SYS_setsockopt,
+        2,
+        SO_RCVTIMEO_NEW,
+        "the idle timer that closes deferred fds",
+    ),
+    (
+        libc::SYS_setsockopt,
+        2,
+        SO_RCVTIMEO_OLD,
+        "the idle timer, kernels before 5.1",
+    ),
     (libc::SYS_ioctl, 1, FS_IOC_GETVERSION, "T_GETVERSION"),
     (
         libc::SYS_fcntl,
@@ -126,7 +144,7 @@ pub fn program(mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
         let rule = SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
             .and_then(|c| SeccompRule::new(vec![c]))
             .map_err(|e| e.to_string())?;
-        rules.insert(i64::from(nr), vec![rule]);
+        rules.entry(i64::from(nr)).or_default().push(rule);
     }
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
     let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, arch)

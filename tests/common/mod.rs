@@ -148,7 +148,7 @@ impl<'a> Spawn<'a> {
         let raw = theirs.as_raw_fd();
         let mut hook = self.pre_exec;
         if self.flavor == Flavor::OldKernel && hook.is_none() {
-            hook = Some(enosys_filter(&OLD_KERNEL_MISSING));
+            hook = Some(old_kernel_filter());
         }
         // SAFETY: only async-signal-safe calls (dup2, and the test's hook,
         // which must be likewise) run between fork and exec.
@@ -497,14 +497,32 @@ impl AdoptedHelper {
     }
 }
 
-/// Syscalls an older kernel lacks: openat2, fchmodat2, set/get/list/
-/// removexattrat.
-pub const OLD_KERNEL_MISSING: [u32; 6] = [437, 452, 463, 464, 465, 466];
+/// Syscalls an older kernel lacks: close_range, openat2, fchmodat2,
+/// set/get/list/removexattrat.
+pub const OLD_KERNEL_MISSING: [u32; 7] = [436, 437, 452, 463, 464, 465, 466];
+
+/// The old kernel [`Flavor::OldKernel`] emulates: the syscalls of
+/// [`OLD_KERNEL_MISSING`] fail with ENOSYS, and `utimensat` refuses
+/// `AT_EMPTY_PATH` with EINVAL, as before Linux 5.8.
+pub fn old_kernel_filter() -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
+    seccomp_hook(&OLD_KERNEL_MISSING, true)
+}
 
 /// A seccomp filter, installed between fork and exec, under which the given
 /// syscalls fail with ENOSYS as on a kernel without them.
 pub fn enosys_filter(missing: &[u32]) -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
+    seccomp_hook(missing, false)
+}
+
+fn seccomp_hook(
+    missing: &[u32],
+    utimensat_without_empty_path: bool,
+) -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const AT_EMPTY_PATH: u32 = 0x1000;
+    // seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 * i (low half
+    // first on little-endian x86_64).
+    const FLAGS_OF_UTIMENSAT: u32 = 16 + 8 * 3;
     let stmt = |code: u16, k: u32| libc::sock_filter {
         code,
         jt: 0,
@@ -514,19 +532,40 @@ pub fn enosys_filter(missing: &[u32]) -> Box<dyn FnMut() -> std::io::Result<()> 
     let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
     let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let and = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
     let ret = (libc::BPF_RET | libc::BPF_K) as u16;
-    let n = missing.len() as u8;
+    let n = missing.len();
+    // Layout: 0 ld arch, 1 jeq arch, 2 ld nr, 3.. one jeq per missing
+    // syscall, then (optionally) 4 instructions for utimensat, then the
+    // three returns: ALLOW, ENOSYS, EINVAL.
+    let extra = if utimensat_without_empty_path { 4 } else { 0 };
+    let allow = 3 + n + extra;
+    let (enosys, einval) = (allow + 1, allow + 2);
+    let to = |target: usize, pc: usize| (target - pc - 1) as u8;
     let mut program = vec![
         stmt(ld, 4), // seccomp_data.arch
-        jump(jeq, AUDIT_ARCH_X86_64, 0, n + 2),
+        jump(jeq, AUDIT_ARCH_X86_64, 0, to(allow, 1)),
         stmt(ld, 0), // seccomp_data.nr
     ];
     for (i, &nr) in missing.iter().enumerate() {
-        // Match: jump to the ENOSYS return, past the remaining tests and the allow.
-        program.push(jump(jeq, nr, n - i as u8, 0));
+        let pc = 3 + i;
+        program.push(jump(jeq, nr, to(enosys, pc), 0));
+    }
+    if utimensat_without_empty_path {
+        let pc = 3 + n;
+        program.push(jump(jeq, libc::SYS_utimensat as u32, 0, to(allow, pc)));
+        program.push(stmt(ld, FLAGS_OF_UTIMENSAT));
+        program.push(stmt(and, AT_EMPTY_PATH));
+        program.push(jump(
+            jeq,
+            AT_EMPTY_PATH,
+            to(einval, pc + 3),
+            to(allow, pc + 3),
+        ));
     }
     program.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
     program.push(stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    program.push(stmt(ret, libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32));
     let program: &'static [libc::sock_filter] = Box::leak(program.into_boxed_slice());
     Box::new(move || {
         let fprog = libc::sock_fprog {
