@@ -19,7 +19,7 @@ use crate::privilege::Privileges;
 use crate::procfs::ProcSelfFd;
 use crate::resolve::{Resolve, Resolver};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{Mode, OFlags, openat};
+use rustix::fs::{FileType, Mode, OFlags, fstat, openat};
 
 /// Everything the request handlers need, set up once before serving.
 #[derive(Debug)]
@@ -47,7 +47,22 @@ pub struct Export {
 #[derive(Debug)]
 pub struct PathFd<'a> {
     fd: Held<'a>,
+    /// Known when the resolver learned it.
+    file_type: Option<FileType>,
     deferred: &'a DeferredClose,
+}
+
+impl PathFd<'_> {
+    /// The object's type: from the resolver where it checked it, else one
+    /// `fstat`.
+    pub fn file_type(&self) -> OpResult<FileType> {
+        match self.file_type {
+            Some(t) => Ok(t),
+            None => Ok(FileType::from_raw_mode(
+                fstat(self.as_fd()).ctx("fstat")?.st_mode,
+            )),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -128,18 +143,22 @@ impl Export {
     }
 
     fn resolve(&self, path: ClientPath<'_>, follow_final: bool) -> OpResult<PathFd<'_>> {
-        let fd = if path.is_root() {
+        let (fd, file_type) = if path.is_root() {
             // The root is held open already: resolving "." again would only
             // cost an openat2 and a close.
-            Held::Root(self.root.as_fd())
+            (Held::Root(self.root.as_fd()), Some(FileType::Directory))
         } else {
-            let fd = self
-                .resolver
-                .open_beneath(self.root.as_fd(), path, follow_final)?;
-            Held::Resolved(Some(fd))
+            let resolved = self.resolver.open_beneath(
+                self.root.as_fd(),
+                path,
+                follow_final,
+                &self.deferred,
+            )?;
+            (Held::Resolved(Some(resolved.fd)), resolved.file_type)
         };
         Ok(PathFd {
             fd,
+            file_type,
             deferred: &self.deferred,
         })
     }

@@ -132,7 +132,7 @@ pub fn truncate(ex: &Export, path: &[u8], length: i64) -> OpResult<()> {
         return Err(OpError::new(Errno::INVAL, "negative length"));
     }
     let opath = ex.open(path, true)?;
-    match FileType::from_raw_mode(fstat(&opath).ctx("fstat")?.st_mode) {
+    match opath.file_type()? {
         FileType::RegularFile => {}
         FileType::Directory => return Err(OpError::new(Errno::ISDIR, "truncate of a directory")),
         _ => return Err(OpError::new(Errno::INVAL, "truncate of a special file")),

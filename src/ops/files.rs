@@ -1,10 +1,10 @@
 //! T_OPEN, T_CREATE and T_GETVERSION: the requests that open files.
 
 use crate::error::{Context, OpError, OpResult};
-use crate::export::{Export, Target};
+use crate::export::{Export, PathFd, Target};
 use crate::privilege::AssumedIdentity;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{FileType, Mode, OFlags, fstat, openat};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{FileType, Mode, OFlags, openat};
 use rustix::io::Errno;
 
 /// Checks, on an `O_PATH` fd, that the object is a regular file or a
@@ -12,8 +12,8 @@ use rustix::io::Errno;
 ///
 /// Stops: a FIFO blocking the helper forever, and any open of a device node
 /// (a tape rewinds on open); the original opened first and checked after.
-fn open_checked(ex: &Export, opath: BorrowedFd<'_>, flags: OFlags) -> OpResult<OwnedFd> {
-    let file_type = FileType::from_raw_mode(fstat(opath).ctx("fstat")?.st_mode);
+fn open_checked(ex: &Export, opath: &PathFd<'_>, flags: OFlags) -> OpResult<OwnedFd> {
+    let file_type = opath.file_type()?;
     if file_type == FileType::Symlink {
         // Only reached with O_NOFOLLOW: open(2)'s answer for a final symlink.
         return Err(OpError::new(Errno::LOOP, "O_NOFOLLOW on a symlink"));
@@ -25,7 +25,7 @@ fn open_checked(ex: &Export, opath: BorrowedFd<'_>, flags: OFlags) -> OpResult<O
         ));
     }
     ex.proc
-        .reopen(opath, flags)
+        .reopen(opath.as_fd(), flags)
         .ctx("reopen through /proc/self/fd")
 }
 
@@ -52,7 +52,7 @@ pub fn open(ex: &Export, path: &[u8], flags: i32) -> OpResult<OwnedFd> {
     }
     let follow = !flags.contains(OFlags::NOFOLLOW);
     let opath = ex.open(path, follow)?;
-    open_checked(ex, opath.as_fd(), flags)
+    open_checked(ex, &opath, flags)
 }
 
 /// T_CREATE: creates a regular file as the guest's uid/gid and opens it.
@@ -95,7 +95,7 @@ pub fn create(
     ) {
         Err(Errno::EXIST) if !exclusive => {
             let opath = ex.open(path, true)?;
-            open_checked(ex, opath.as_fd(), flags)
+            open_checked(ex, &opath, flags)
         }
         other => other.ctx("openat O_CREAT"),
     }
@@ -113,7 +113,7 @@ pub fn getversion(ex: &Export, path: &[u8]) -> OpResult<u64> {
         return Ok(0);
     }
     let opath = ex.open(path, true)?;
-    let fd = open_checked(ex, opath.as_fd(), OFlags::RDONLY | OFlags::NONBLOCK)?;
+    let fd = open_checked(ex, &opath, OFlags::RDONLY | OFlags::NONBLOCK)?;
     // The kernel stores an int; the rest of the zeroed u64 stays 0.
     let mut version: u64 = 0;
     // SAFETY: FS_IOC_GETVERSION writes at most sizeof(long) == 8 bytes

@@ -17,24 +17,38 @@ mod walker;
 pub use self::openat2::Openat2Resolver;
 pub use self::walker::WalkerResolver;
 
+use crate::deferred_close::DeferredClose;
 use crate::error::OpResult;
 use crate::path::ClientPath;
 use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fs::FileType;
 use rustix::io::Errno;
+
+/// What a resolution returns.
+#[derive(Debug)]
+pub struct Resolved {
+    /// `O_PATH | O_CLOEXEC`.
+    pub fd: OwnedFd,
+    /// The object's type where the resolver had to learn it anyway (the
+    /// walker checks every object it follows), so callers need no `fstat`.
+    pub file_type: Option<FileType>,
+}
 
 /// Opens a client path beneath a root directory.
 pub trait Resolve {
-    /// Returns an `O_PATH | O_CLOEXEC` fd for `path` beneath `root`. With
-    /// `follow_final` a final symlink is followed (still beneath `root`);
-    /// without it the fd refers to the symlink itself. A trailing slash
-    /// follows the final symlink regardless and requires a directory
-    /// (ENOTDIR), as the kernel's own lookup does.
+    /// Resolves `path` beneath `root`. With `follow_final` a final symlink
+    /// is followed (still beneath `root`); without it the fd refers to the
+    /// symlink itself. A trailing slash follows the final symlink
+    /// regardless and requires a directory (ENOTDIR), as the kernel's own
+    /// lookup does. Intermediate fds the resolver opened and no longer
+    /// needs go to `retire`.
     fn open_beneath(
         &self,
         root: BorrowedFd<'_>,
         path: ClientPath<'_>,
         follow_final: bool,
-    ) -> OpResult<OwnedFd>;
+        retire: &DeferredClose,
+    ) -> OpResult<Resolved>;
 }
 
 /// Which resolver to use.
@@ -82,10 +96,11 @@ impl Resolve for Resolver {
         root: BorrowedFd<'_>,
         path: ClientPath<'_>,
         follow_final: bool,
-    ) -> OpResult<OwnedFd> {
+        retire: &DeferredClose,
+    ) -> OpResult<Resolved> {
         match self {
-            Resolver::Openat2(r) => r.open_beneath(root, path, follow_final),
-            Resolver::Walker(r) => r.open_beneath(root, path, follow_final),
+            Resolver::Openat2(r) => r.open_beneath(root, path, follow_final, retire),
+            Resolver::Walker(r) => r.open_beneath(root, path, follow_final, retire),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The kernel resolver: one `openat2` call per path.
 
-use super::Resolve;
+use super::{Resolve, Resolved};
+use crate::deferred_close::DeferredClose;
 use crate::error::{OpError, OpResult};
 use crate::path::ClientPath;
-use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fd::BorrowedFd;
 use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
 use rustix::io::Errno;
 
@@ -38,8 +39,13 @@ impl Openat2Resolver {
     /// openat2 answers ELOOP both for a symlink loop and for a refused magic
     /// link. Only on that error path, ask the walker (which tells them
     /// apart) so that magic-link attempts reach the security log.
-    fn classify_loop(root: BorrowedFd<'_>, path: ClientPath<'_>, follow_final: bool) -> OpError {
-        match super::WalkerResolver.open_beneath(root, path, follow_final) {
+    fn classify_loop(
+        root: BorrowedFd<'_>,
+        path: ClientPath<'_>,
+        follow_final: bool,
+        retire: &DeferredClose,
+    ) -> OpError {
+        match super::WalkerResolver.open_beneath(root, path, follow_final, retire) {
             Err(e) if e.is_escape_attempt() => OpError::new(Errno::LOOP, "refused: magic link"),
             _ => OpError::new(Errno::LOOP, "openat2"),
         }
@@ -52,7 +58,8 @@ impl Resolve for Openat2Resolver {
         root: BorrowedFd<'_>,
         path: ClientPath<'_>,
         follow_final: bool,
-    ) -> OpResult<OwnedFd> {
+        retire: &DeferredClose,
+    ) -> OpResult<Resolved> {
         let rel: &[u8] = if path.is_root() {
             b"."
         } else {
@@ -68,9 +75,16 @@ impl Resolve for Openat2Resolver {
                 Err(Errno::XDEV) => {
                     return Err(OpError::new(Errno::XDEV, "refused: path leaves the export"));
                 }
-                Err(Errno::LOOP) => return Err(Self::classify_loop(root, path, follow_final)),
+                Err(Errno::LOOP) => {
+                    return Err(Self::classify_loop(root, path, follow_final, retire));
+                }
                 Err(errno) => return Err(OpError::new(errno, "openat2")),
-                Ok(fd) => return Ok(fd),
+                Ok(fd) => {
+                    return Ok(Resolved {
+                        fd,
+                        file_type: None,
+                    });
+                }
             }
         }
         Err(OpError::new(

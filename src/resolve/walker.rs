@@ -1,13 +1,14 @@
 //! The userspace resolver: one component at a time, never letting the kernel
 //! follow a symlink or look up `..`.
 
-use super::Resolve;
+use super::{Resolve, Resolved};
+use crate::deferred_close::DeferredClose;
 use crate::error::{Context, OpError, OpResult};
 use crate::path::ClientPath;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{FileType, OFlags, fstat, fstatfs, openat, readlinkat};
+use rustix::fs::{FileType, Mode, OFlags, fstat, fstatfs, openat, readlinkat};
 use rustix::io::Errno;
-use std::collections::VecDeque;
+use std::borrow::Cow;
 
 /// Symlinks expanded per resolution before answering ELOOP, as the kernel's
 /// own limit (MAXSYMLINKS).
@@ -31,23 +32,32 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 #[derive(Debug, Default)]
 pub struct WalkerResolver;
 
-/// One step of the walk: a component still to be resolved.
-type Pending = VecDeque<Vec<u8>>;
+/// The components still to resolve, the next one last: borrowed from the
+/// client path, owned when a symlink's target put them there.
+type Pending<'a> = Vec<Cow<'a, [u8]>>;
 
 impl WalkerResolver {
+    const FLAGS: OFlags = OFlags::PATH.union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
     fn open_component(dir: BorrowedFd<'_>, name: &[u8]) -> OpResult<OwnedFd> {
-        openat(
-            dir,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .ctx("openat (walker)")
+        openat(dir, name, Self::FLAGS, Mode::empty()).ctx("openat (walker)")
+    }
+
+    /// Opens a component that has to be a directory. `Ok(None)`: it is not
+    /// one (the kernel said ENOTDIR, which is also its answer for a symlink
+    /// under `O_NOFOLLOW`), so the caller looks closer. Saves the `fstat`
+    /// of every intermediate directory, the common case.
+    fn open_directory(dir: BorrowedFd<'_>, name: &[u8]) -> OpResult<Option<OwnedFd>> {
+        match openat(dir, name, Self::FLAGS | OFlags::DIRECTORY, Mode::empty()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(OpError::new(e, "openat (walker)")),
+        }
     }
 
     /// Reads a symlink's target and queues its components in front of what
     /// is left of the path.
-    fn expand_symlink(link: &OwnedFd, pending: &mut Pending) -> OpResult<()> {
+    fn expand_symlink(link: &OwnedFd, pending: &mut Pending<'_>) -> OpResult<()> {
         let on_proc = fstatfs(link).ctx("fstatfs (walker)")?.f_type == PROC_SUPER_MAGIC;
         if on_proc {
             return Err(OpError::new(Errno::LOOP, "refused: symlink on procfs"));
@@ -61,7 +71,7 @@ impl WalkerResolver {
             return Err(OpError::new(Errno::XDEV, "refused: absolute symlink"));
         }
         for comp in target.rsplit(|&b| b == b'/').filter(|c| !c.is_empty()) {
-            pending.push_front(comp.to_vec());
+            pending.push(Cow::Owned(comp.to_vec()));
         }
         Ok(())
     }
@@ -73,53 +83,94 @@ impl Resolve for WalkerResolver {
         root: BorrowedFd<'_>,
         path: ClientPath<'_>,
         follow_final: bool,
-    ) -> OpResult<OwnedFd> {
+        retire: &DeferredClose,
+    ) -> OpResult<Resolved> {
         // A trailing slash follows the final symlink and requires a directory.
         let must_be_dir = path.has_trailing_slash();
         let follow_final = follow_final || must_be_dir;
-        let mut pending: Pending = path.components().map(<[u8]>::to_vec).collect();
+        let mut pending: Pending<'_> = path.components().map(Cow::Borrowed).collect();
+        pending.reverse();
         // The directories walked so far, below the root; the last is current.
-        let mut stack: Vec<OwnedFd> = Vec::new();
+        let mut stack = Stack {
+            fds: Vec::new(),
+            retire,
+        };
         let mut symlinks = 0;
+        // The type of the object on top of the stack, where it was checked.
+        let mut file_type = Some(FileType::Directory);
 
-        while let Some(comp) = pending.pop_front() {
-            let current = stack.last().map_or(root, |fd| fd.as_fd());
-            match comp.as_slice() {
+        while let Some(comp) = pending.pop() {
+            let current = stack.fds.last().map_or(root, |fd| fd.as_fd());
+            match &*comp {
                 b"." => continue,
                 b".." => {
-                    if stack.pop().is_none() {
-                        return Err(OpError::new(Errno::XDEV, "refused: `..` above the export"));
+                    match stack.fds.pop() {
+                        Some(fd) => retire.defer(fd),
+                        None => {
+                            return Err(OpError::new(
+                                Errno::XDEV,
+                                "refused: `..` above the export",
+                            ));
+                        }
                     }
+                    file_type = Some(FileType::Directory);
                     continue;
                 }
                 _ => {}
             }
-            let fd = Self::open_component(current, &comp)?;
             let is_last = pending.is_empty();
-            let file_type = FileType::from_raw_mode(fstat(&fd).ctx("fstat (walker)")?.st_mode);
-            if file_type == FileType::Symlink && (!is_last || follow_final) {
+            let needs_dir = !is_last || must_be_dir;
+            if needs_dir {
+                if let Some(dir) = Self::open_directory(current, &comp)? {
+                    stack.fds.push(dir);
+                    file_type = Some(FileType::Directory);
+                    continue;
+                }
+            }
+            let fd = Self::open_component(current, &comp)?;
+            if is_last && !follow_final {
+                // Whatever it is, the object itself is the answer.
+                stack.fds.push(fd);
+                file_type = None;
+                continue;
+            }
+            let this_type = FileType::from_raw_mode(fstat(&fd).ctx("fstat (walker)")?.st_mode);
+            if this_type == FileType::Symlink {
                 symlinks += 1;
                 if symlinks > MAX_SYMLINKS {
                     return Err(OpError::new(Errno::LOOP, "too many symlinks"));
                 }
                 Self::expand_symlink(&fd, &mut pending)?;
+                retire.defer(fd);
                 continue;
             }
-            if (!is_last || must_be_dir) && file_type != FileType::Directory {
+            if needs_dir && this_type != FileType::Directory {
                 return Err(OpError::new(Errno::NOTDIR, "walker"));
             }
-            stack.push(fd);
+            stack.fds.push(fd);
+            file_type = Some(this_type);
         }
-        match stack.pop() {
-            Some(fd) => Ok(fd),
+        let fd = match stack.fds.pop() {
+            Some(fd) => fd,
             // The path resolved to the root itself.
-            None => openat(
-                root,
-                ".",
-                OFlags::PATH | OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .ctx("openat root (walker)"),
+            None => openat(root, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .ctx("openat root (walker)")?,
+        };
+        Ok(Resolved { fd, file_type })
+    }
+}
+
+/// The directory fds of a walk; whatever is left when the walk ends (with
+/// an answer or an error) goes to the batch of deferred closes.
+struct Stack<'r> {
+    fds: Vec<OwnedFd>,
+    retire: &'r DeferredClose,
+}
+
+impl Drop for Stack<'_> {
+    fn drop(&mut self) {
+        for fd in self.fds.drain(..) {
+            self.retire.defer(fd);
         }
     }
 }
