@@ -601,6 +601,18 @@ pub fn encode_string(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[..len]);
 }
 
+/// Bytes of the length field that starts a `s` string.
+pub const STRING_LEN_SIZE: usize = 2;
+
+/// Completes a `s` string whose bytes were written in place: `out[start..]`
+/// is a [`STRING_LEN_SIZE`] placeholder followed by the bytes. Fills in the
+/// length, cutting the bytes to 64 KiB - 1 as [`encode_string`] does.
+pub fn encode_string_length(out: &mut Vec<u8>, start: usize) {
+    let len = (out.len() - start - STRING_LEN_SIZE).min(u16::MAX as usize);
+    out.truncate(start + STRING_LEN_SIZE + len);
+    out[start..start + STRING_LEN_SIZE].copy_from_slice(&(len as u16).to_ne_bytes());
+}
+
 /// Request encoders, as QEMU's client marshals them. Used by the tests, the
 /// benchmark and the fuzz targets; the helper itself only decodes.
 pub mod client {
@@ -893,6 +905,20 @@ mod tests {
             for cut in 0..payload.len() {
                 assert!(decode_request(kind_of(&req), &payload[..cut]).is_err());
             }
+        }
+    }
+
+    #[test]
+    fn a_string_written_in_place_encodes_as_encode_string() {
+        for len in [0usize, 1, 5, 65535, 65536] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut expected = vec![9u8; 3];
+            encode_string(&mut expected, &bytes);
+            let mut in_place = vec![9u8; 3];
+            in_place.extend_from_slice(&[0; STRING_LEN_SIZE]);
+            in_place.extend_from_slice(&bytes);
+            encode_string_length(&mut in_place, 3);
+            assert_eq!(in_place, expected, "length {len}");
         }
     }
 

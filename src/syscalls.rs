@@ -123,8 +123,44 @@ pub unsafe fn close_range(first: u32, last: u32) -> Result<(), Errno> {
 }
 
 /// A name for a syscall: one terminating NUL added, any inner NUL refused.
-pub fn c_name(bytes: &[u8]) -> Result<CString, Errno> {
-    CString::new(bytes).map_err(|_| Errno::INVAL)
+/// Kept on the stack when it fits, as every name the kernel accepts does
+/// (NAME_MAX and XATTR_NAME_MAX are 255); a longer one goes to the heap so
+/// that the kernel still gives its own answer (ENAMETOOLONG, ERANGE).
+pub fn c_name(bytes: &[u8]) -> Result<CName, Errno> {
+    if bytes.contains(&0) {
+        return Err(Errno::INVAL);
+    }
+    if bytes.len() < CName::STACK {
+        let mut buf = [0u8; CName::STACK];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        return Ok(CName::Stack {
+            buf,
+            len: bytes.len(),
+        });
+    }
+    CString::new(bytes)
+        .map(CName::Heap)
+        .map_err(|_| Errno::INVAL)
+}
+
+/// A NUL-terminated name made by [`c_name`].
+// Large on purpose: the point is to keep the usual name off the heap.
+#[allow(clippy::large_enum_variant)]
+pub enum CName {
+    Stack { buf: [u8; CName::STACK], len: usize },
+    Heap(CString),
+}
+
+impl CName {
+    const STACK: usize = 256;
+
+    pub fn as_c_str(&self) -> &std::ffi::CStr {
+        match self {
+            CName::Stack { buf, len } => std::ffi::CStr::from_bytes_with_nul(&buf[..=*len])
+                .expect("one NUL, at the end: checked by c_name"),
+            CName::Heap(c) => c.as_c_str(),
+        }
+    }
 }
 
 /// chmod of exactly the inode `fd` holds (an `O_PATH` fd is fine).

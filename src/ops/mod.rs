@@ -15,7 +15,10 @@ mod xattrs;
 
 use crate::error::{OpError, OpResult};
 use crate::export::Export;
-use crate::protocol::{HEADER_SIZE, ReplyKind, Request, WireStat, WireStatFs, encode_string};
+use crate::protocol::{
+    HEADER_SIZE, ReplyKind, Request, STRING_LEN_SIZE, WireStat, WireStatFs, encode_string,
+    encode_string_length,
+};
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 
@@ -124,11 +127,12 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
 }
 
 /// The two shapes of an xattr reply: size 0 asks for the length only and
-/// gets a status-shaped `d length`; a positive size gets `s value`.
+/// gets a status-shaped `d length`; a positive size gets `s value`, read by
+/// the kernel straight into the reply buffer (no copy, no allocation).
 fn xattr_reply(
     size: i32,
     out: &mut Vec<u8>,
-    op: impl FnOnce(Option<&mut Vec<u8>>) -> OpResult<usize>,
+    op: impl FnOnce(Option<&mut [u8]>) -> OpResult<usize>,
 ) -> Reply {
     if size == 0 {
         return Reply::Status(op(None).map(|len| len as i32));
@@ -137,6 +141,18 @@ fn xattr_reply(
         Ok(n) => n,
         Err(e) => return Reply::Response(Err(e)),
     };
-    let mut value = vec![0u8; capacity];
-    Reply::Response(op(Some(&mut value)).map(|len| encode_string(out, &value[..len])))
+    let start = out.len();
+    out.resize(start + STRING_LEN_SIZE + capacity, 0);
+    let result = op(Some(&mut out[start + STRING_LEN_SIZE..]));
+    match result {
+        Ok(len) => {
+            out.truncate(start + STRING_LEN_SIZE + len);
+            encode_string_length(out, start);
+            Reply::Response(Ok(()))
+        }
+        Err(e) => {
+            out.truncate(start);
+            Reply::Response(Err(e))
+        }
+    }
 }

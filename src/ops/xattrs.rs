@@ -16,11 +16,10 @@ use crate::error::{Context, OpError, OpResult};
 use crate::export::{Dir, Export, PathFd, Target};
 use crate::path::trim_terminator;
 use crate::procfs::ProcSelfFd;
-use crate::syscalls::{self, c_name};
+use crate::syscalls::{self, CName, c_name};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self as sys, XattrFlags};
 use rustix::io::Errno;
-use std::ffi::CString;
 
 /// Largest xattr value and list the kernel handles (XATTR_SIZE_MAX,
 /// XATTR_LIST_MAX): client sizes above it are capped, never allocated.
@@ -34,10 +33,12 @@ pub fn buffer_size(size: i32) -> OpResult<usize> {
     Ok((size as usize).min(XATTR_MAX))
 }
 
-/// Where an xattr call acts.
+/// Where an xattr call acts. Lives on the stack for one request; its size
+/// is the stack-held name's.
+#[allow(clippy::large_enum_variant)]
 enum At<'a> {
     /// A name in its parent directory (`*xattrat`).
-    Entry { parent: Dir<'a>, name: CString },
+    Entry { parent: Dir<'a>, name: CName },
     /// A directory, opened for real (`f*xattr`).
     Directory(OwnedFd),
     /// The resolved `O_PATH | O_NOFOLLOW` fd, named in `/proc/self/fd`.
@@ -58,18 +59,12 @@ fn locate<'a>(ex: &'a Export, path: &'a [u8]) -> OpResult<At<'a>> {
 }
 
 /// T_LGETXATTR; `buf` None asks for the length only.
-pub fn lgetxattr(
-    ex: &Export,
-    path: &[u8],
-    attr: &[u8],
-    buf: Option<&mut Vec<u8>>,
-) -> OpResult<usize> {
+pub fn lgetxattr(ex: &Export, path: &[u8], attr: &[u8], buf: Option<&mut [u8]>) -> OpResult<usize> {
     let attr = trim_terminator(attr);
     let c_attr = c_name(attr).ctx("xattr name")?;
-    let buf = buf.map(|b| b.as_mut_slice());
     match (locate(ex, path)?, buf) {
         (At::Entry { parent, name }, buf) => {
-            syscalls::getxattrat(parent.as_fd(), &name, &c_attr, buf)
+            syscalls::getxattrat(parent.as_fd(), name.as_c_str(), c_attr.as_c_str(), buf)
         }
         (At::Directory(fd), None) => sys::fgetxattr_query(&fd, attr),
         (At::Directory(fd), Some(buf)) => sys::fgetxattr(&fd, attr, buf),
@@ -84,10 +79,11 @@ pub fn lgetxattr(
 }
 
 /// T_LLISTXATTR; `buf` None asks for the length only.
-pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut Vec<u8>>) -> OpResult<usize> {
-    let buf = buf.map(|b| b.as_mut_slice());
+pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut [u8]>) -> OpResult<usize> {
     match (locate(ex, path)?, buf) {
-        (At::Entry { parent, name }, buf) => syscalls::listxattrat(parent.as_fd(), &name, buf),
+        (At::Entry { parent, name }, buf) => {
+            syscalls::listxattrat(parent.as_fd(), name.as_c_str(), buf)
+        }
         (At::Directory(fd), None) => sys::flistxattr_query(&fd),
         (At::Directory(fd), Some(buf)) => sys::flistxattr(&fd, buf),
         (At::Proc(fd), None) => sys::listxattr_query(ProcSelfFd::cwd_name(fd.as_fd()).as_ref()),
@@ -118,9 +114,13 @@ pub fn lsetxattr(
     let c_attr = c_name(attr).ctx("xattr name")?;
     let xflags = XattrFlags::from_bits_retain(flags as u32);
     match locate(ex, path)? {
-        At::Entry { parent, name } => {
-            syscalls::setxattrat(parent.as_fd(), &name, &c_attr, value, flags as u32)
-        }
+        At::Entry { parent, name } => syscalls::setxattrat(
+            parent.as_fd(),
+            name.as_c_str(),
+            c_attr.as_c_str(),
+            value,
+            flags as u32,
+        ),
         At::Directory(fd) => sys::fsetxattr(&fd, attr, value, xflags),
         At::Proc(fd) => sys::setxattr(
             ProcSelfFd::cwd_name(fd.as_fd()).as_ref(),
@@ -137,7 +137,9 @@ pub fn lremovexattr(ex: &Export, path: &[u8], attr: &[u8]) -> OpResult<()> {
     let attr = trim_terminator(attr);
     let c_attr = c_name(attr).ctx("xattr name")?;
     match locate(ex, path)? {
-        At::Entry { parent, name } => syscalls::removexattrat(parent.as_fd(), &name, &c_attr),
+        At::Entry { parent, name } => {
+            syscalls::removexattrat(parent.as_fd(), name.as_c_str(), c_attr.as_c_str())
+        }
         At::Directory(fd) => sys::fremovexattr(&fd, attr),
         At::Proc(fd) => sys::removexattr(ProcSelfFd::cwd_name(fd.as_fd()).as_ref(), attr),
     }
