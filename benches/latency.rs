@@ -35,6 +35,7 @@ enum Row {
     RoundTrip,
     Lstat,
     Open,
+    OpenDir,
     CreateRemove,
     MkdirRemove,
     Readlink,
@@ -44,10 +45,11 @@ enum Row {
     Utime,
 }
 
-const ROWS: [Row; 10] = [
+const ROWS: [Row; 11] = [
     Row::RoundTrip,
     Row::Lstat,
     Row::Open,
+    Row::OpenDir,
     Row::CreateRemove,
     Row::MkdirRemove,
     Row::Readlink,
@@ -63,6 +65,7 @@ impl Row {
             Row::RoundTrip => "round trip",
             Row::Lstat => "T_LSTAT",
             Row::Open => "T_OPEN+close",
+            Row::OpenDir => "T_OPEN dir+close",
             Row::CreateRemove => "T_CREATE+T_REMOVE",
             Row::MkdirRemove => "T_MKDIR+T_REMOVE",
             Row::Readlink => "T_READLINK",
@@ -85,6 +88,11 @@ impl Row {
             Row::Open => vec![Request::Open {
                 path: f,
                 flags: libc::O_RDONLY,
+            }],
+            // How QEMU opens every directory it lists.
+            Row::OpenDir => vec![Request::Open {
+                path: b"//dir",
+                flags: libc::O_RDONLY | libc::O_DIRECTORY,
             }],
             Row::CreateRemove => vec![
                 Request::Create {

@@ -163,6 +163,19 @@ impl Export {
         })
     }
 
+    /// Opens the directory `raw` names for reading it, with the client's
+    /// `flags` (which contain `O_DIRECTORY`): one confined open, in which
+    /// the kernel refuses anything but a directory before opening it.
+    pub fn open_directory(&self, raw: &[u8], flags: OFlags) -> OpResult<OwnedFd> {
+        let path = ClientPath::parse(raw)?;
+        if path.is_root() {
+            let flags = (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            return openat(&self.root, ".", flags, Mode::empty()).ctx("openat .");
+        }
+        self.resolver
+            .open_directory(self.root.as_fd(), path, flags, &self.deferred)
+    }
+
     /// The object `raw` names, not following a final symlink (a trailing
     /// slash follows it and requires a directory, as the kernel's lookup).
     pub fn object<'a>(&'a self, raw: &'a [u8]) -> OpResult<Object<'a>> {

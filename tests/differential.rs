@@ -23,6 +23,14 @@ fn build(root: &Path) {
     std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
     std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
     std::os::unix::fs::symlink("sub/../g", root.join("d/rel")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
 }
 
 const PATHS: &[&str] = &[
@@ -81,6 +89,10 @@ fn scenario() -> Vec<Request<'static>> {
         });
         v.push(Request::Open {
             path,
+            flags: libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        });
+        v.push(Request::Open {
+            path,
             flags: libc::O_RDONLY | libc::O_NOFOLLOW,
         });
         v.push(Request::Open {
@@ -95,6 +107,19 @@ fn scenario() -> Vec<Request<'static>> {
         v.push(Request::Llistxattr { size: 0, path });
         v.push(Request::Llistxattr { size: 1, path });
     }
+    // A FIFO with no writer: only the opens the kernel refuses before
+    // opening anything (the original opens first, and would block on the
+    // others).
+    for flags in [
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+    ] {
+        v.push(Request::Open {
+            path: b"//fifo",
+            flags,
+        });
+    }
+    v.push(Request::Lstat { path: b"//fifo" });
     for &p in PATHS {
         let path = p.as_bytes();
         v.push(Request::Lsetxattr {

@@ -252,6 +252,15 @@ fn special_files_are_refused_with_enxio_without_blocking() {
                 gid: 0,
             };
             assert_eq!(h.fd(&create).unwrap_err(), errno(Errno::NXIO), "{path}");
+            // A directory open: the kernel refuses the type before opening
+            // anything, with open(2)'s own answer.
+            for flags in [libc::O_DIRECTORY, libc::O_DIRECTORY | libc::O_NOFOLLOW] {
+                assert_eq!(
+                    h.open(path, flags).unwrap_err(),
+                    errno(Errno::NOTDIR),
+                    "{path} {flags:#o}"
+                );
+            }
         }
         let version = h.response(&Request::Getversion { path: b"//fifo" });
         if rustix::fs::statfs(&s.export).unwrap().f_type == 0xEF53 {
@@ -269,6 +278,10 @@ fn special_files_are_refused_with_enxio_without_blocking() {
             assert_eq!(
                 h.open("//null", libc::O_RDWR).unwrap_err(),
                 errno(Errno::NXIO)
+            );
+            assert_eq!(
+                h.open("//null", libc::O_DIRECTORY).unwrap_err(),
+                errno(Errno::NOTDIR)
             );
         } else {
             skip(

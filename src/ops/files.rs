@@ -50,6 +50,13 @@ pub fn open(ex: &Export, path: &[u8], flags: i32) -> OpResult<OwnedFd> {
     if ex.readonly && writes {
         return Err(OpError::new(Errno::ROFS, "read-only export"));
     }
+    if flags.contains(OFlags::DIRECTORY) {
+        // QEMU opens every directory it lists this way. O_DIRECTORY makes
+        // the kernel check the type before it opens anything, atomically:
+        // the check-then-reopen below is not needed, and three syscalls
+        // are saved.
+        return ex.open_directory(path, flags);
+    }
     let follow = !flags.contains(OFlags::NOFOLLOW);
     let opath = ex.open(path, follow)?;
     open_checked(ex, &opath, flags)

@@ -21,7 +21,7 @@ use crate::deferred_close::DeferredClose;
 use crate::error::OpResult;
 use crate::path::ClientPath;
 use rustix::fd::{BorrowedFd, OwnedFd};
-use rustix::fs::FileType;
+use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 
 /// What a resolution returns.
@@ -49,6 +49,18 @@ pub trait Resolve {
         follow_final: bool,
         retire: &DeferredClose,
     ) -> OpResult<Resolved>;
+
+    /// Opens the directory `path` names, for reading it, with `flags`
+    /// (which contain `O_DIRECTORY`; a final symlink is followed unless
+    /// they contain `O_NOFOLLOW`). Anything but a directory is ENOTDIR and
+    /// is never opened, so no FIFO or device node can be reached this way.
+    fn open_directory(
+        &self,
+        root: BorrowedFd<'_>,
+        path: ClientPath<'_>,
+        flags: OFlags,
+        retire: &DeferredClose,
+    ) -> OpResult<OwnedFd>;
 }
 
 /// Which resolver to use.
@@ -101,6 +113,19 @@ impl Resolve for Resolver {
         match self {
             Resolver::Openat2(r) => r.open_beneath(root, path, follow_final, retire),
             Resolver::Walker(r) => r.open_beneath(root, path, follow_final, retire),
+        }
+    }
+
+    fn open_directory(
+        &self,
+        root: BorrowedFd<'_>,
+        path: ClientPath<'_>,
+        flags: OFlags,
+        retire: &DeferredClose,
+    ) -> OpResult<OwnedFd> {
+        match self {
+            Resolver::Openat2(r) => r.open_directory(root, path, flags, retire),
+            Resolver::Walker(r) => r.open_directory(root, path, flags, retire),
         }
     }
 }

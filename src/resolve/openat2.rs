@@ -4,7 +4,7 @@ use super::{Resolve, Resolved};
 use crate::deferred_close::DeferredClose;
 use crate::error::{OpError, OpResult};
 use crate::path::ClientPath;
-use rustix::fd::BorrowedFd;
+use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
 use rustix::io::Errno;
 
@@ -52,6 +52,41 @@ impl Openat2Resolver {
     }
 }
 
+impl Openat2Resolver {
+    /// One confined `openat2` with `flags`, retried on EAGAIN.
+    fn open(
+        root: BorrowedFd<'_>,
+        path: ClientPath<'_>,
+        flags: OFlags,
+        retire: &DeferredClose,
+    ) -> OpResult<OwnedFd> {
+        let rel: &[u8] = if path.is_root() {
+            b"."
+        } else {
+            path.as_bytes()
+        };
+        let flags = flags | OFlags::CLOEXEC;
+        for _ in 0..EAGAIN_RETRIES {
+            match openat2(root, rel, flags, Mode::empty(), Self::HOW) {
+                Err(Errno::AGAIN) => continue,
+                Err(Errno::XDEV) => {
+                    return Err(OpError::new(Errno::XDEV, "refused: path leaves the export"));
+                }
+                Err(Errno::LOOP) => {
+                    let follow_final = !flags.contains(OFlags::NOFOLLOW);
+                    return Err(Self::classify_loop(root, path, follow_final, retire));
+                }
+                Err(errno) => return Err(OpError::new(errno, "openat2")),
+                Ok(fd) => return Ok(fd),
+            }
+        }
+        Err(OpError::new(
+            Errno::AGAIN,
+            "openat2 kept racing with renames",
+        ))
+    }
+}
+
 impl Resolve for Openat2Resolver {
     fn open_beneath(
         &self,
@@ -60,36 +95,27 @@ impl Resolve for Openat2Resolver {
         follow_final: bool,
         retire: &DeferredClose,
     ) -> OpResult<Resolved> {
-        let rel: &[u8] = if path.is_root() {
-            b"."
-        } else {
-            path.as_bytes()
-        };
-        let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+        let mut flags = OFlags::PATH;
         if !follow_final {
             flags |= OFlags::NOFOLLOW;
         }
-        for _ in 0..EAGAIN_RETRIES {
-            match openat2(root, rel, flags, Mode::empty(), Self::HOW) {
-                Err(Errno::AGAIN) => continue,
-                Err(Errno::XDEV) => {
-                    return Err(OpError::new(Errno::XDEV, "refused: path leaves the export"));
-                }
-                Err(Errno::LOOP) => {
-                    return Err(Self::classify_loop(root, path, follow_final, retire));
-                }
-                Err(errno) => return Err(OpError::new(errno, "openat2")),
-                Ok(fd) => {
-                    return Ok(Resolved {
-                        fd,
-                        file_type: None,
-                    });
-                }
-            }
-        }
-        Err(OpError::new(
-            Errno::AGAIN,
-            "openat2 kept racing with renames",
-        ))
+        let fd = Self::open(root, path, flags, retire)?;
+        Ok(Resolved {
+            fd,
+            file_type: None,
+        })
+    }
+
+    /// One `openat2` with the client's flags: with `O_DIRECTORY` the kernel
+    /// refuses anything else before opening it.
+    fn open_directory(
+        &self,
+        root: BorrowedFd<'_>,
+        path: ClientPath<'_>,
+        flags: OFlags,
+        retire: &DeferredClose,
+    ) -> OpResult<OwnedFd> {
+        debug_assert!(flags.contains(OFlags::DIRECTORY));
+        Self::open(root, path, flags | OFlags::DIRECTORY, retire)
     }
 }

@@ -158,6 +158,36 @@ impl Resolve for WalkerResolver {
         };
         Ok(Resolved { fd, file_type })
     }
+
+    /// Resolves the path, checks the type on the `O_PATH` fd, and opens the
+    /// directory through it as `.` (no procfs needed for a directory).
+    fn open_directory(
+        &self,
+        root: BorrowedFd<'_>,
+        path: ClientPath<'_>,
+        flags: OFlags,
+        retire: &DeferredClose,
+    ) -> OpResult<OwnedFd> {
+        let follow_final = !flags.contains(OFlags::NOFOLLOW);
+        let resolved = self.open_beneath(root, path, follow_final, retire)?;
+        let file_type = match resolved.file_type {
+            Some(t) => t,
+            None => FileType::from_raw_mode(fstat(&resolved.fd).ctx("fstat (walker)")?.st_mode),
+        };
+        let result = if file_type == FileType::Directory {
+            // `O_NOFOLLOW` would refuse nothing here: `.` is no symlink.
+            let flags = (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            openat(&resolved.fd, ".", flags, Mode::empty()).ctx("openat . (walker)")
+        } else {
+            // open(2)'s answer, O_NOFOLLOW on a symlink included.
+            Err(OpError::new(
+                Errno::NOTDIR,
+                "O_DIRECTORY on a non-directory",
+            ))
+        };
+        retire.defer(resolved.fd);
+        result
+    }
 }
 
 /// The directory fds of a walk; whatever is left when the walk ends (with
