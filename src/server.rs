@@ -123,6 +123,8 @@ pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
         };
         send_reply(conn, reply, &mut out).map_err(ServeError::Send)?;
         served += 1;
+        // After the reply: QEMU need not wait for the batch.
+        ex.deferred.flush_if_full();
         if !idle_timer && !ex.deferred.is_empty() {
             match conn.set_read_timeout(Some(DeferredClose::IDLE)) {
                 Ok(()) => idle_timer = true,

@@ -317,11 +317,12 @@ fn ten_thousand_opens_leak_no_fd() {
             }
         }
         // Resolved O_PATH fds are closed in batches (src/deferred_close.rs):
-        // at most a batch is held while busy, none once the connection has
-        // been idle for the helper's 10 ms timer.
+        // about a batch (32) is held while busy (a reply can arrive just
+        // before the helper closes the batch and its copy of a sent fd),
+        // none once the connection has been idle for the helper's 10 ms.
         let busy = h.fd_count();
         assert!(
-            busy <= before + 32,
+            busy <= before + 34,
             "{flavor:?}: {busy} fds while busy, {before} before"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
