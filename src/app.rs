@@ -247,6 +247,7 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         xattrat = features.xattrat,
         utimensat_empty_path = features.utimensat_empty_path,
         close_range = features.close_range,
+        reopen_empty_path = features.reopen_empty_path,
         "confined"
     );
     let export = Export {

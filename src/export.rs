@@ -235,6 +235,21 @@ impl Export {
         }
     }
 
+    /// Opens the very inode the `O_PATH` fd `opath` holds, with `flags`
+    /// (`O_NOFOLLOW`, `O_CREAT` and `O_EXCL` stripped): with `O_EMPTYPATH`
+    /// where the kernel has it, else through `/proc/self/fd`. Either way no
+    /// path is looked up again, so nothing can be swapped in between a type
+    /// check on `opath` and the open.
+    pub fn reopen(&self, opath: BorrowedFd<'_>, flags: OFlags) -> OpResult<OwnedFd> {
+        let flags = (flags - (OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL)) | OFlags::CLOEXEC;
+        if self.features.reopen_empty_path {
+            return crate::syscalls::reopen_empty_path(opath, flags).ctx("reopen O_EMPTYPATH");
+        }
+        self.proc
+            .reopen(opath, flags)
+            .ctx("reopen through /proc/self/fd")
+    }
+
     /// A real (not `O_PATH`) read-only fd on a directory the resolver
     /// returned, for the calls that refuse `O_PATH` fds (xattrs, futimens).
     pub fn open_dir(&self, dir: impl AsFd) -> OpResult<OwnedFd> {

@@ -189,6 +189,7 @@ fn newer_syscalls_are_probed_and_fallbacks_taken_without_them() {
         "xattrat=false",
         "utimensat_empty_path=false",
         "close_range=false",
+        "reopen_empty_path=false",
     ] {
         assert!(log.contains(want), "{want} in {log}");
     }
@@ -216,6 +217,17 @@ fn newer_syscalls_are_probed_and_fallbacks_taken_without_them() {
         skip(
             "newer_syscalls (fast paths)",
             "this kernel predates fchmodat2 or *xattrat",
+        );
+    }
+    if log.contains("reopen_empty_path=true") {
+        // The kernel reopens O_PATH fds without procfs: T_OPEN must still
+        // serve files, and refuse what is not one.
+        std::fs::write(s.export.join("file"), "x").unwrap();
+        assert!(new.open("//file", libc::O_RDONLY).is_ok());
+    } else {
+        skip(
+            "newer_syscalls (O_EMPTYPATH reopen)",
+            "this kernel has no O_EMPTYPATH (merged in 2026, after Linux 6.18); T_OPEN reopens through /proc/self/fd",
         );
     }
     assert!(new.finish().success());

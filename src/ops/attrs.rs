@@ -137,10 +137,7 @@ pub fn truncate(ex: &Export, path: &[u8], length: i64) -> OpResult<()> {
         FileType::Directory => return Err(OpError::new(Errno::ISDIR, "truncate of a directory")),
         _ => return Err(OpError::new(Errno::INVAL, "truncate of a special file")),
     }
-    let fd = ex
-        .proc
-        .reopen(opath.as_fd(), OFlags::WRONLY | OFlags::NONBLOCK)
-        .ctx("reopen for writing")?;
+    let fd = ex.reopen(opath.as_fd(), OFlags::WRONLY | OFlags::NONBLOCK)?;
     ftruncate(&fd, length as u64).ctx("ftruncate")
 }
 

@@ -24,9 +24,7 @@ fn open_checked(ex: &Export, opath: &PathFd<'_>, flags: OFlags) -> OpResult<Owne
             "refused: not a regular file or directory",
         ));
     }
-    ex.proc
-        .reopen(opath.as_fd(), flags)
-        .ctx("reopen through /proc/self/fd")
+    ex.reopen(opath.as_fd(), flags)
 }
 
 fn client_flags(flags: i32) -> OpResult<OFlags> {
