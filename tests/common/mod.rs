@@ -502,27 +502,39 @@ impl AdoptedHelper {
 pub const OLD_KERNEL_MISSING: [u32; 7] = [436, 437, 452, 463, 464, 465, 466];
 
 /// The old kernel [`Flavor::OldKernel`] emulates: the syscalls of
-/// [`OLD_KERNEL_MISSING`] fail with ENOSYS, and `utimensat` refuses
-/// `AT_EMPTY_PATH` with EINVAL, as before Linux 5.8.
+/// [`OLD_KERNEL_MISSING`] fail with ENOSYS, `utimensat` refuses
+/// `AT_EMPTY_PATH` with EINVAL (before Linux 5.8), and `openat` with
+/// `O_EMPTYPATH` answers ENOENT, as a kernel that drops the unknown flag does
+/// for the empty path.
 pub fn old_kernel_filter() -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
-    seccomp_hook(&OLD_KERNEL_MISSING, true)
+    const AT_EMPTY_PATH: u32 = 0x1000;
+    const O_EMPTYPATH: u32 = 1 << 26;
+    seccomp_hook(
+        &OLD_KERNEL_MISSING,
+        &[
+            (libc::SYS_utimensat as u32, 3, AT_EMPTY_PATH, libc::EINVAL),
+            (libc::SYS_openat as u32, 2, O_EMPTYPATH, libc::ENOENT),
+        ],
+    )
 }
 
 /// A seccomp filter, installed between fork and exec, under which the given
 /// syscalls fail with ENOSYS as on a kernel without them.
 pub fn enosys_filter(missing: &[u32]) -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
-    seccomp_hook(missing, false)
+    seccomp_hook(missing, &[])
 }
 
+/// `missing` syscalls fail with ENOSYS; each `(nr, arg, mask, errno)` in
+/// `refused_flags` fails syscall `nr` with `errno` when argument `arg` has
+/// any bit of `mask`.
 fn seccomp_hook(
     missing: &[u32],
-    utimensat_without_empty_path: bool,
+    refused_flags: &[(u32, u32, u32, i32)],
 ) -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const AT_EMPTY_PATH: u32 = 0x1000;
     // seccomp_data: nr at 0, arch at 4, args[i] at 16 + 8 * i (low half
     // first on little-endian x86_64).
-    const FLAGS_OF_UTIMENSAT: u32 = 16 + 8 * 3;
+    let arg_offset = |i: u32| 16 + 8 * i;
     let stmt = |code: u16, k: u32| libc::sock_filter {
         code,
         jt: 0,
@@ -532,15 +544,14 @@ fn seccomp_hook(
     let jump = |code: u16, k: u32, jt: u8, jf: u8| libc::sock_filter { code, jt, jf, k };
     let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    let and = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+    let jset = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
     let ret = (libc::BPF_RET | libc::BPF_K) as u16;
     let n = missing.len();
     // Layout: 0 ld arch, 1 jeq arch, 2 ld nr, 3.. one jeq per missing
-    // syscall, then (optionally) 4 instructions for utimensat, then the
-    // three returns: ALLOW, ENOSYS, EINVAL.
-    let extra = if utimensat_without_empty_path { 4 } else { 0 };
-    let allow = 3 + n + extra;
-    let (enosys, einval) = (allow + 1, allow + 2);
+    // syscall, then 4 instructions per refused flag (ld nr, jeq nr, ld arg,
+    // jset mask), then the returns: ALLOW, ENOSYS, one errno per flag.
+    let allow = 3 + n + 4 * refused_flags.len();
+    let enosys = allow + 1;
     let to = |target: usize, pc: usize| (target - pc - 1) as u8;
     let mut program = vec![
         stmt(ld, 4), // seccomp_data.arch
@@ -551,21 +562,20 @@ fn seccomp_hook(
         let pc = 3 + i;
         program.push(jump(jeq, nr, to(enosys, pc), 0));
     }
-    if utimensat_without_empty_path {
-        let pc = 3 + n;
-        program.push(jump(jeq, libc::SYS_utimensat as u32, 0, to(allow, pc)));
-        program.push(stmt(ld, FLAGS_OF_UTIMENSAT));
-        program.push(stmt(and, AT_EMPTY_PATH));
-        program.push(jump(
-            jeq,
-            AT_EMPTY_PATH,
-            to(einval, pc + 3),
-            to(allow, pc + 3),
-        ));
+    for (i, &(nr, arg, mask, _)) in refused_flags.iter().enumerate() {
+        let pc = 3 + n + 4 * i;
+        let next = pc + 4;
+        let refuse = enosys + 1 + i;
+        program.push(stmt(ld, 0)); // seccomp_data.nr
+        program.push(jump(jeq, nr, 0, to(next, pc + 1)));
+        program.push(stmt(ld, arg_offset(arg)));
+        program.push(jump(jset, mask, to(refuse, pc + 3), to(next, pc + 3)));
     }
     program.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
     program.push(stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
-    program.push(stmt(ret, libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32));
+    for &(_, _, _, errno) in refused_flags {
+        program.push(stmt(ret, libc::SECCOMP_RET_ERRNO | errno as u32));
+    }
     let program: &'static [libc::sock_filter] = Box::leak(program.into_boxed_slice());
     Box::new(move || {
         let fprog = libc::sock_fprog {
