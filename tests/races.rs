@@ -29,6 +29,7 @@ fn race(h: &Helper, s: &Scratch) -> Outcome {
     std::os::unix::fs::symlink("../outside", s.path("s-link")).unwrap();
     let canary = s.outside.join("canary");
     let canary_ino = fs::metadata(&canary).unwrap().ino();
+    let outside_ino = fs::metadata(&s.outside).unwrap().ino();
     let canary_mode = fs::metadata(&canary).unwrap().mode();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -85,6 +86,19 @@ fn race(h: &Helper, s: &Scratch) -> Outcome {
                 }
             }
             h.status(&Request::Chmod { path, mode: 0o777 });
+        }
+        // Directory opens take the one-openat2 path: none may land on the
+        // directory outside the export.
+        for path in [&b"//s"[..], b"//a/b/../../../outside", b"//a/b/../../s"] {
+            out.tried += 1;
+            if let Raw::Fd(Ok(fd)) = h.call(&Request::Open {
+                path,
+                flags: libc::O_RDONLY | libc::O_DIRECTORY,
+            }) {
+                if fs::File::from(fd).metadata().unwrap().ino() == outside_ino {
+                    out.reached_canary += 1;
+                }
+            }
         }
     }
     stop.store(true, Ordering::Relaxed);
