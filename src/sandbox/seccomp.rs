@@ -34,7 +34,7 @@ const SO_RCVTIMEO_OLD: u64 = 20;
 /// shows up as a killed helper in the tests.
 pub const ALLOWED: &[(libc::c_long, &str)] = &[
     // The socket to QEMU, and logging to stderr or syslog.
-    (libc::SYS_read, "requests from the socket"),
+    (libc::SYS_recvfrom, "requests from the socket (recv)"),
     (libc::SYS_sendto, "replies (send) and syslog datagrams"),
     (libc::SYS_sendmsg, "fd replies with SCM_RIGHTS"),
     (libc::SYS_write, "log lines on stderr"),
