@@ -29,6 +29,9 @@ use virtfs_proxy_helper::protocol::{
 const ORIGINAL: &str = "/usr/lib/qemu/virtfs-proxy-helper";
 const BLOCK: usize = 500;
 const WARMUP_BLOCKS: usize = 4;
+/// Spawns per helper for the start-up figure (20 moved the median by 10%
+/// between runs).
+const STARTUPS: usize = 100;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Row {
@@ -370,6 +373,16 @@ fn main() {
             helper_command(Path::new(ORIGINAL), &p, &[]),
             e,
         ));
+        // A second original, measured the same way: its ratio to the first
+        // (the A/A column) is how far two identical helpers drift apart in
+        // this run, the noise to read every other ratio against.
+        let e = scratch_export();
+        let p = e.path().to_path_buf();
+        targets.push(spawn(
+            "original A/A",
+            helper_command(Path::new(ORIGINAL), &p, &[]),
+            e,
+        ));
     }
     let extra = std::env::var("VPH_BENCH_OURS_ARGS").unwrap_or_default();
     let ours_args = |resolver: &'static str| -> Vec<String> {
@@ -397,11 +410,13 @@ fn main() {
         "Pinned to CPU {cpu}; {iters} measured iterations per row and target after {} warm-up, blocks of {BLOCK} interleaved.",
         WARMUP_BLOCKS * BLOCK
     );
-    println!("Latency in microseconds (median / p99); ratios are ours / original.\n");
     println!(
-        "| request | original | ours openat2 | ratio | ours walker | ratio | floor rt | floor rt+syscall | openat2 / floor |"
+        "Latency in microseconds (median / p99); ratios are ours / original; A/A is a second original / the first.\n"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| request | original | A/A | ours openat2 | ratio | ours walker | ratio | floor rt | floor rt+syscall | openat2 / floor |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut scratch = Vec::new();
     for row in ROWS {
         if let Some(w) = &wanted {
@@ -444,9 +459,10 @@ fn main() {
         let walker = by("ours walker");
         let floor_syscall = by("floor: + syscall");
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.name(),
             fmt(original),
+            ratio(by("original A/A"), original),
             fmt(o2),
             ratio(o2, original),
             fmt(walker),
@@ -460,14 +476,14 @@ fn main() {
         );
     }
 
-    println!("\n| helper | peak RSS (KiB) | start to first reply (ms, median of 20) |");
+    println!("\n| helper | peak RSS (KiB) | start to first reply (ms, median of {STARTUPS}) |");
     println!("|---|---|---|");
     for t in &targets {
-        if t.name.starts_with("floor") {
+        if t.name.starts_with("floor") || t.name == "original A/A" {
             continue;
         }
         let st = if t.name == "original" {
-            startup(Path::new(ORIGINAL), &[], 20)
+            startup(Path::new(ORIGINAL), &[], STARTUPS)
         } else {
             let resolver = if t.name.ends_with("walker") {
                 "walker"
@@ -476,7 +492,7 @@ fn main() {
             };
             let args = ours_args(resolver);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            startup(&ours, &args, 20)
+            startup(&ours, &args, STARTUPS)
         };
         println!(
             "| {} | {} | {:.2} |",
