@@ -103,6 +103,13 @@ impl Connection {
                 if avail >= want {
                     let payload = self.start + HEADER_SIZE..self.start + want;
                     self.start += want;
+                    if self.start == self.end {
+                        // All consumed: the next read lands at the front
+                        // (the payload's bytes stay in place until then),
+                        // so requests reuse the same few cache lines.
+                        self.start = 0;
+                        self.end = 0;
+                    }
                     return Ok(Frame {
                         kind: header.kind,
                         payload,
