@@ -3,11 +3,11 @@
 
 use crate::error::{Context, OpError, OpResult};
 use crate::export::{Export, Object, Target};
-use crate::protocol::{WireStat, WireStatFs};
+use crate::protocol::{STRING_LEN_SIZE, WireStat, WireStatFs, encode_string_length};
 use rustix::fd::AsFd;
 use rustix::fs::{
     AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, chownat, fstat, fstatfs,
-    ftruncate, futimens, readlinkat, statat, utimensat,
+    ftruncate, futimens, readlinkat_raw, statat, utimensat,
 };
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
@@ -41,25 +41,40 @@ pub fn lstat(ex: &Export, path: &[u8]) -> OpResult<WireStat> {
     Ok(wire_stat(&st))
 }
 
-/// T_READLINK: at most `bufsize - 1` bytes of the target, as the original.
-/// A `bufsize` below 2 is EINVAL, what readlink(2) answers for an empty
-/// buffer (the original crashed on negative sizes).
-pub fn readlink(ex: &Export, path: &[u8], bufsize: i32) -> OpResult<Vec<u8>> {
+/// T_READLINK: at most `bufsize - 1` bytes of the target, as the original,
+/// written as an `s` string into `out`, straight from the kernel (no
+/// allocation; a target is shorter than PATH_MAX, so no client size is ever
+/// allocated). A `bufsize` below 2 is EINVAL, what readlink(2) answers for
+/// an empty buffer (the original crashed on negative sizes).
+pub fn readlink(ex: &Export, path: &[u8], bufsize: i32, out: &mut Vec<u8>) -> OpResult<()> {
     if bufsize < 2 {
         return Err(OpError::new(Errno::INVAL, "readlink buffer size"));
     }
-    let target = match ex.object(path)? {
-        Object::InRoot(name) => readlinkat(&ex.root, name.as_bytes(), Vec::new()),
+    let object = ex.object(path)?;
+    let start = out.len();
+    let room = (bufsize as usize - 1).min(crate::path::PATH_MAX);
+    out.resize(start + STRING_LEN_SIZE + room, 0);
+    let buf = &mut out[start + STRING_LEN_SIZE..];
+    let read = match object {
+        Object::InRoot(name) => readlinkat_raw(&ex.root, name.as_bytes(), buf),
         // On an fd that is not a symlink the kernel answers ENOENT; the
         // object exists, so readlink(2)'s answer is EINVAL.
-        Object::Fd(fd) => readlinkat(&fd, "", Vec::new()).map_err(|e| match e {
+        Object::Fd(fd) => readlinkat_raw(&fd, "", buf).map_err(|e| match e {
             Errno::NOENT => Errno::INVAL,
             e => e,
         }),
     };
-    let mut target = target.ctx("readlinkat")?.into_bytes();
-    target.truncate(bufsize as usize - 1);
-    Ok(target)
+    match read {
+        Ok(len) => {
+            out.truncate(start + STRING_LEN_SIZE + len);
+            encode_string_length(out, start);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(OpError::new(e, "readlinkat"))
+        }
+    }
 }
 
 /// T_STATFS: follows a final symlink (beneath the root).

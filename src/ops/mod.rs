@@ -16,8 +16,7 @@ mod xattrs;
 use crate::error::{OpError, OpResult};
 use crate::export::Export;
 use crate::protocol::{
-    HEADER_SIZE, ReplyKind, Request, STRING_LEN_SIZE, WireStat, WireStatFs, encode_string,
-    encode_string_length,
+    HEADER_SIZE, ReplyKind, Request, STRING_LEN_SIZE, WireStat, WireStatFs, encode_string_length,
 };
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
@@ -99,9 +98,9 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
         Request::Lstat { path } => {
             Reply::Response(attrs::lstat(ex, path).map(|st: WireStat| st.encode(out)))
         }
-        Request::Readlink { path, bufsize } => Reply::Response(
-            attrs::readlink(ex, path, bufsize).map(|target| encode_string(out, &target)),
-        ),
+        Request::Readlink { path, bufsize } => {
+            Reply::Response(attrs::readlink(ex, path, bufsize, out))
+        }
         Request::Statfs { path } => {
             Reply::Response(attrs::statfs(ex, path).map(|st: WireStatFs| st.encode(out)))
         }
