@@ -67,11 +67,8 @@ impl DeferredClose {
     /// Closes the pending fds if they make a batch. For the server loop,
     /// after a reply has gone out.
     pub fn flush_if_full(&self) {
-        if let Some(pending) = &self.pending {
-            let mut pending = pending.borrow_mut();
-            if pending.len() >= Self::BATCH {
-                close_all(&mut pending);
-            }
+        if self.len() >= Self::BATCH {
+            self.flush();
         }
     }
 
@@ -83,9 +80,13 @@ impl DeferredClose {
     }
 
     pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn len(&self) -> usize {
         self.pending
             .as_ref()
-            .is_none_or(|pending| pending.borrow().is_empty())
+            .map_or(0, |pending| pending.borrow().len())
     }
 }
 
@@ -151,17 +152,24 @@ mod tests {
         path
     }
 
+    /// Hands `n` fds on `marker` to `deferred`; their numbers.
+    fn defer_n(deferred: &DeferredClose, marker: &Path, n: usize) -> Vec<i32> {
+        (0..n)
+            .map(|_| {
+                let fd = opath(marker);
+                let raw = fd.as_raw_fd();
+                deferred.defer(fd);
+                raw
+            })
+            .collect()
+    }
+
     #[test]
     fn fds_stay_open_until_flushed() {
         let dir = tempfile::tempdir().unwrap();
         let m = marker(&dir, "deferred");
         let deferred = DeferredClose::new(true);
-        let mut raws = Vec::new();
-        for _ in 0..DeferredClose::BATCH - 1 {
-            let fd = opath(&m);
-            raws.push(fd.as_raw_fd());
-            deferred.defer(fd);
-        }
+        let raws = defer_n(&deferred, &m, DeferredClose::BATCH - 1);
         assert!(raws.iter().all(|&r| is_ours(r, &m)));
         assert!(!deferred.is_empty());
         deferred.flush();
@@ -177,17 +185,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = marker(&dir, "deferred");
         let deferred = DeferredClose::new(true);
-        let mut raws = Vec::new();
-        for _ in 0..DeferredClose::BATCH - 1 {
-            let fd = opath(&m);
-            raws.push(fd.as_raw_fd());
-            deferred.defer(fd);
-        }
+        let mut raws = defer_n(&deferred, &m, DeferredClose::BATCH - 1);
         deferred.flush_if_full();
         assert!(raws.iter().all(|&r| is_ours(r, &m)), "not a batch yet");
-        let fd = opath(&m);
-        raws.push(fd.as_raw_fd());
-        deferred.defer(fd);
+        raws.extend(defer_n(&deferred, &m, 1));
         assert!(
             raws.iter().all(|&r| is_ours(r, &m)),
             "defer alone closes nothing"

@@ -19,7 +19,7 @@ use crate::privilege::Privileges;
 use crate::procfs::ProcSelfFd;
 use crate::resolve::{Resolve, Resolver};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{FileType, Mode, OFlags, fstat, openat};
+use rustix::fs::{FileType, OFlags};
 
 /// Everything the request handlers need, set up once before serving.
 #[derive(Debug)]
@@ -56,12 +56,7 @@ impl PathFd<'_> {
     /// The object's type: from the resolver where it checked it, else one
     /// `fstat`.
     pub fn file_type(&self) -> OpResult<FileType> {
-        match self.file_type {
-            Some(t) => Ok(t),
-            None => Ok(FileType::from_raw_mode(
-                fstat(self.as_fd()).ctx("fstat")?.st_mode,
-            )),
-        }
+        crate::resolve::file_type_of(self.as_fd(), self.file_type)
     }
 }
 
@@ -169,8 +164,7 @@ impl Export {
     pub fn open_directory(&self, raw: &[u8], flags: OFlags) -> OpResult<OwnedFd> {
         let path = ClientPath::parse(raw)?;
         if path.is_root() {
-            let flags = (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            return openat(&self.root, ".", flags, Mode::empty()).ctx("openat .");
+            return crate::resolve::open_dot(self.root.as_fd(), flags);
         }
         self.resolver
             .open_directory(self.root.as_fd(), path, flags, &self.deferred)
@@ -235,11 +229,13 @@ impl Export {
         }
     }
 
-    /// Opens the very inode the `O_PATH` fd `opath` holds, with `flags`
-    /// (`O_NOFOLLOW`, `O_CREAT` and `O_EXCL` stripped): with `O_EMPTYPATH`
-    /// where the kernel has it, else through `/proc/self/fd`. Either way no
-    /// path is looked up again, so nothing can be swapped in between a type
-    /// check on `opath` and the open.
+    /// Opens the very inode the `O_PATH` fd `opath` holds, with `flags`:
+    /// with `O_EMPTYPATH` where the kernel has it, else through
+    /// `/proc/self/fd`. Either way no path is looked up again, so nothing
+    /// can be swapped in between a type check on `opath` and the open.
+    /// `O_NOFOLLOW` is stripped (through procfs it would refuse the magic
+    /// link itself), and so are `O_CREAT` and `O_EXCL`: a reopen creates
+    /// nothing.
     pub fn reopen(&self, opath: BorrowedFd<'_>, flags: OFlags) -> OpResult<OwnedFd> {
         let flags = (flags - (OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL)) | OFlags::CLOEXEC;
         if self.features.reopen_empty_path {
@@ -253,12 +249,6 @@ impl Export {
     /// A real (not `O_PATH`) read-only fd on a directory the resolver
     /// returned, for the calls that refuse `O_PATH` fds (xattrs, futimens).
     pub fn open_dir(&self, dir: impl AsFd) -> OpResult<OwnedFd> {
-        openat(
-            dir,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx("openat .")
+        crate::resolve::open_dot(dir.as_fd(), OFlags::RDONLY)
     }
 }

@@ -73,11 +73,10 @@ impl ProcSelfFd {
         Ok(ProcSelfFd { dir })
     }
 
-    /// Opens the very inode `fd` refers to with `flags`. `O_NOFOLLOW` and
-    /// `O_CREAT` are stripped: the first would refuse the magic link itself,
-    /// and nothing is created through a reopen.
+    /// Opens the very inode `fd` refers to with `flags`, which must not
+    /// contain `O_NOFOLLOW` (it would refuse the magic link itself) nor
+    /// `O_CREAT` ([`crate::export::Export::reopen`] strips both).
     pub fn reopen(&self, fd: BorrowedFd<'_>, flags: OFlags) -> Result<OwnedFd, Errno> {
-        let flags = (flags - (OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL)) | OFlags::CLOEXEC;
         openat(&self.dir, FdName::new(fd).as_bytes(), flags, Mode::empty())
     }
 

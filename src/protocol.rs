@@ -604,6 +604,28 @@ pub fn encode_string(out: &mut Vec<u8>, s: &[u8]) {
 /// Bytes of the length field that starts a `s` string.
 pub const STRING_LEN_SIZE: usize = 2;
 
+/// Appends a `s` string whose bytes `fill` writes in place, into at most
+/// `room` bytes, returning how many it wrote. On error nothing is appended.
+pub fn encode_string_with<E>(
+    out: &mut Vec<u8>,
+    room: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+) -> Result<(), E> {
+    let start = out.len();
+    out.resize(start + STRING_LEN_SIZE + room, 0);
+    match fill(&mut out[start + STRING_LEN_SIZE..]) {
+        Ok(len) => {
+            out.truncate(start + STRING_LEN_SIZE + len.min(room));
+            encode_string_length(out, start);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
 /// Completes a `s` string whose bytes were written in place: `out[start..]`
 /// is a [`STRING_LEN_SIZE`] placeholder followed by the bytes. Fills in the
 /// length, cutting the bytes to 64 KiB - 1 as [`encode_string`] does.

@@ -109,22 +109,17 @@ impl Features {
 
 /// `O_EMPTYPATH` where its value is the generic one (the architectures with
 /// their own `O_*` numbering are left out: there the probe says no).
-#[cfg(any(
+const O_EMPTYPATH: Option<u32> = if cfg!(any(
     target_arch = "x86_64",
     target_arch = "aarch64",
     target_arch = "riscv64",
     target_arch = "loongarch64",
     target_arch = "s390x",
-))]
-const O_EMPTYPATH: Option<u32> = Some(1 << 26);
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64",
-    target_arch = "loongarch64",
-    target_arch = "s390x",
-)))]
-const O_EMPTYPATH: Option<u32> = None;
+)) {
+    Some(1 << 26)
+} else {
+    None
+};
 
 /// Whether `openat(fd, "", O_EMPTYPATH)` reopens `fd`'s inode. Older
 /// kernels drop the unknown bit and answer ENOENT for the empty path, so

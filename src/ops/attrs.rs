@@ -3,7 +3,7 @@
 
 use crate::error::{Context, OpError, OpResult};
 use crate::export::{Export, Object, Target};
-use crate::protocol::{STRING_LEN_SIZE, WireStat, WireStatFs, encode_string_length};
+use crate::protocol::{WireStat, WireStatFs, encode_string_with};
 use rustix::fd::AsFd;
 use rustix::fs::{
     AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps, chownat, fstat, fstatfs,
@@ -51,11 +51,8 @@ pub fn readlink(ex: &Export, path: &[u8], bufsize: i32, out: &mut Vec<u8>) -> Op
         return Err(OpError::new(Errno::INVAL, "readlink buffer size"));
     }
     let object = ex.object(path)?;
-    let start = out.len();
     let room = (bufsize as usize - 1).min(crate::path::PATH_MAX);
-    out.resize(start + STRING_LEN_SIZE + room, 0);
-    let buf = &mut out[start + STRING_LEN_SIZE..];
-    let read = match object {
+    encode_string_with(out, room, |buf| match object {
         Object::InRoot(name) => readlinkat_raw(&ex.root, name.as_bytes(), buf),
         // On an fd that is not a symlink the kernel answers ENOENT; the
         // object exists, so readlink(2)'s answer is EINVAL.
@@ -63,18 +60,8 @@ pub fn readlink(ex: &Export, path: &[u8], bufsize: i32, out: &mut Vec<u8>) -> Op
             Errno::NOENT => Errno::INVAL,
             e => e,
         }),
-    };
-    match read {
-        Ok(len) => {
-            out.truncate(start + STRING_LEN_SIZE + len);
-            encode_string_length(out, start);
-            Ok(())
-        }
-        Err(e) => {
-            out.truncate(start);
-            Err(OpError::new(e, "readlinkat"))
-        }
-    }
+    })
+    .ctx("readlinkat")
 }
 
 /// T_STATFS: follows a final symlink (beneath the root).

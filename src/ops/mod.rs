@@ -15,9 +15,7 @@ mod xattrs;
 
 use crate::error::{OpError, OpResult};
 use crate::export::Export;
-use crate::protocol::{
-    HEADER_SIZE, ReplyKind, Request, STRING_LEN_SIZE, WireStat, WireStatFs, encode_string_length,
-};
+use crate::protocol::{HEADER_SIZE, ReplyKind, Request, WireStat, WireStatFs, encode_string_with};
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 
@@ -140,18 +138,5 @@ fn xattr_reply(
         Ok(n) => n,
         Err(e) => return Reply::Response(Err(e)),
     };
-    let start = out.len();
-    out.resize(start + STRING_LEN_SIZE + capacity, 0);
-    let result = op(Some(&mut out[start + STRING_LEN_SIZE..]));
-    match result {
-        Ok(len) => {
-            out.truncate(start + STRING_LEN_SIZE + len);
-            encode_string_length(out, start);
-            Reply::Response(Ok(()))
-        }
-        Err(e) => {
-            out.truncate(start);
-            Reply::Response(Err(e))
-        }
-    }
+    Reply::Response(encode_string_with(out, capacity, |buf| op(Some(buf))))
 }

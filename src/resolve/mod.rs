@@ -18,10 +18,10 @@ pub use self::openat2::Openat2Resolver;
 pub use self::walker::WalkerResolver;
 
 use crate::deferred_close::DeferredClose;
-use crate::error::OpResult;
+use crate::error::{Context, OpResult};
 use crate::path::ClientPath;
-use rustix::fd::{BorrowedFd, OwnedFd};
-use rustix::fs::{FileType, OFlags};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{FileType, Mode, OFlags, fstat, openat};
 use rustix::io::Errno;
 
 /// What a resolution returns.
@@ -32,6 +32,29 @@ pub struct Resolved {
     /// The object's type where the resolver had to learn it anyway (the
     /// walker checks every object it follows), so callers need no `fstat`.
     pub file_type: Option<FileType>,
+}
+
+impl Resolved {
+    /// The type: as the resolver learned it, else one `fstat`.
+    pub fn file_type(&self) -> OpResult<FileType> {
+        file_type_of(self.fd.as_fd(), self.file_type)
+    }
+}
+
+/// `known`, or the type `fstat` reports for `fd`.
+pub fn file_type_of(fd: BorrowedFd<'_>, known: Option<FileType>) -> OpResult<FileType> {
+    match known {
+        Some(t) => Ok(t),
+        None => Ok(FileType::from_raw_mode(fstat(fd).ctx("fstat")?.st_mode)),
+    }
+}
+
+/// Opens the directory `dir` refers to (an `O_PATH` fd is fine) for real,
+/// as `.` in itself: no procfs, and nothing but that directory can be
+/// reached. `O_NOFOLLOW` is dropped, as it would refuse nothing here.
+pub fn open_dot(dir: BorrowedFd<'_>, flags: OFlags) -> OpResult<OwnedFd> {
+    let flags = (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    openat(dir, ".", flags, Mode::empty()).ctx("openat .")
 }
 
 /// Opens a client path beneath a root directory.

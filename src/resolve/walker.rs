@@ -47,7 +47,7 @@ impl WalkerResolver {
     /// one (the kernel said ENOTDIR, which is also its answer for a symlink
     /// under `O_NOFOLLOW`), so the caller looks closer. Saves the `fstat`
     /// of every intermediate directory, the common case.
-    fn open_directory(dir: BorrowedFd<'_>, name: &[u8]) -> OpResult<Option<OwnedFd>> {
+    fn open_directory_component(dir: BorrowedFd<'_>, name: &[u8]) -> OpResult<Option<OwnedFd>> {
         match openat(dir, name, Self::FLAGS | OFlags::DIRECTORY, Mode::empty()) {
             Ok(fd) => Ok(Some(fd)),
             Err(Errno::NOTDIR) => Ok(None),
@@ -121,7 +121,7 @@ impl Resolve for WalkerResolver {
             let is_last = pending.is_empty();
             let needs_dir = !is_last || must_be_dir;
             if needs_dir {
-                if let Some(dir) = Self::open_directory(current, &comp)? {
+                if let Some(dir) = Self::open_directory_component(current, &comp)? {
                     stack.fds.push(dir);
                     file_type = Some(FileType::Directory);
                     continue;
@@ -160,7 +160,7 @@ impl Resolve for WalkerResolver {
     }
 
     /// Resolves the path, checks the type on the `O_PATH` fd, and opens the
-    /// directory through it as `.` (no procfs needed for a directory).
+    /// directory through it as `.` ([`super::open_dot`]).
     fn open_directory(
         &self,
         root: BorrowedFd<'_>,
@@ -170,20 +170,14 @@ impl Resolve for WalkerResolver {
     ) -> OpResult<OwnedFd> {
         let follow_final = !flags.contains(OFlags::NOFOLLOW);
         let resolved = self.open_beneath(root, path, follow_final, retire)?;
-        let file_type = match resolved.file_type {
-            Some(t) => t,
-            None => FileType::from_raw_mode(fstat(&resolved.fd).ctx("fstat (walker)")?.st_mode),
-        };
-        let result = if file_type == FileType::Directory {
-            // `O_NOFOLLOW` would refuse nothing here: `.` is no symlink.
-            let flags = (flags - OFlags::NOFOLLOW) | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            openat(&resolved.fd, ".", flags, Mode::empty()).ctx("openat . (walker)")
-        } else {
+        let result = match resolved.file_type() {
+            Ok(FileType::Directory) => super::open_dot(resolved.fd.as_fd(), flags),
             // open(2)'s answer, O_NOFOLLOW on a symlink included.
-            Err(OpError::new(
+            Ok(_) => Err(OpError::new(
                 Errno::NOTDIR,
                 "O_DIRECTORY on a non-directory",
-            ))
+            )),
+            Err(e) => Err(e),
         };
         retire.defer(resolved.fd);
         result
