@@ -1,124 +1,98 @@
 //! Start-up: from a parsed command line to a confined helper serving one
-//! connection. The order matters and follows the original where it can:
-//! socket, daemon, log, root fd, chroot, umask, capabilities, serve.
+//! connection.
+//!
+//! Every step that can fail runs before the command returns, in this order:
+//! 1. in the launching process: the export root (so a relative `--path`
+//!    works), the socket file's bind (or the `--fd` checks, in
+//!    [`validate`]), logging;
+//! 2. detaching (without `--nodaemon`); the launcher then waits for the
+//!    daemon's report ([`crate::daemon`]);
+//! 3. in the serving process: signal handlers, the socket-file janitor,
+//!    procfs, the resolver, then [`sandbox::confine`] (chroot, limits,
+//!    capabilities, Landlock, seccomp); then "ready".
+//!
+//! Only then does the helper wait for QEMU's connection (`--socket`), so
+//! nothing that could be known earlier waits for QEMU. Accepting after
+//! confinement needs `accept4` and one `getsockopt` in the seccomp list, and
+//! a janitor process to remove the socket file, which lies outside the
+//! export (see [`crate::endpoint`]).
 
 use crate::cli::{Cli, ResolverChoice};
+use crate::daemon::{self, Detached, ReadyPipe};
+use crate::endpoint::{self, Janitor, SocketFile};
+use crate::error::SetupError;
 use crate::export::Export;
 use crate::logging::{self, LogTarget};
-use crate::privilege::Privileges;
 use crate::procfs::ProcSelfFd;
 use crate::resolve::{Resolver, ResolverKind, probe_openat2};
-use crate::sandbox::{self, Report};
+use crate::sandbox::{self, OnFailure, Options, Report};
 use crate::server::serve;
 use crate::transport::Connection;
-use rustix::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
-use rustix::fs::{FileType, Mode, OFlags, fstat, fstatfs, open};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{FileType, Mode, OFlags, fstatfs, open};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, sockopt};
-use std::path::Path;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing::{error, info, warn};
 
-/// A start-up failure, with the message for the operator.
-#[derive(Debug)]
-pub struct SetupError(pub String);
-
-impl<E: std::fmt::Display> From<(&str, E)> for SetupError {
-    fn from((what, e): (&str, E)) -> Self {
-        SetupError(format!("{what}: {e}"))
-    }
-}
-
-/// Checks the arguments the parser cannot: the export must be an existing
-/// directory, looked at without following a final symlink.
+/// Checks the arguments the parser cannot, before anything else happens:
+/// the export must be an existing directory (looked at without following a
+/// final symlink), and an `--fd` a connected UNIX stream socket. A failure
+/// here is a misuse of the command line (exit status 2).
 pub fn validate(cli: &Cli) -> Result<(), String> {
     match rustix::fs::lstat(&cli.path) {
-        Err(e) => Err(format!(
-            "invalid path \"{}\" specified: {e}",
-            cli.path.display()
-        )),
-        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Directory => Err(format!(
-            "specified path \"{}\" is not a directory",
-            cli.path.display()
-        )),
-        Ok(_) => Ok(()),
-    }
-}
-
-/// Takes over an inherited fd after checking it is a connected stream socket.
-fn inherited_socket(fd: i32) -> Result<OwnedFd, SetupError> {
-    // SAFETY: only borrowed to inspect it; fstat fails cleanly on a closed fd.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let st = fstat(borrowed)
-        .map_err(|e| SetupError(format!("--fd {fd}: not an open file descriptor ({e})")))?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
-        return Err(SetupError(format!("--fd {fd}: not a socket")));
-    }
-    match sockopt::socket_type(borrowed) {
-        Ok(SocketType::STREAM) => {}
-        Ok(_) => return Err(SetupError(format!("--fd {fd}: not a stream socket"))),
-        Err(e) => return Err(SetupError(format!("--fd {fd}: {e}"))),
-    }
-    // SAFETY: the fd is open (fstat succeeded), was handed to us to own,
-    // and nothing else in this process refers to it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A bound, listening socket file, owned by uid:gid, mode 0770 & ~umask.
-fn listen_on(path: &Path, uid: u32, gid: u32) -> Result<OwnedFd, SetupError> {
-    if rustix::fs::lstat(path).is_ok() {
-        return Err(SetupError(format!(
-            "socket {} already exists",
-            path.display()
-        )));
-    }
-    let addr = SocketAddrUnix::new(path)
-        .map_err(|_| SetupError(format!("socket path {} is too long", path.display())))?;
-    let sock = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(|e| SetupError::from(("socket", e)))?;
-    // Mask the other-bits, as the original does: QEMU's uid/gid get access.
-    let old = rustix::process::umask(Mode::from_raw_mode(0o007));
-    let bound = rustix::net::bind(&sock, &addr);
-    rustix::process::umask(old);
-    bound.map_err(|e| SetupError::from(("bind", e)))?;
-    rustix::fs::chown(
-        path,
-        Some(rustix::process::Uid::from_raw(uid)),
-        Some(rustix::process::Gid::from_raw(gid)),
-    )
-    .map_err(|e| SetupError::from(("chown of the socket", e)))?;
-    rustix::net::listen(&sock, 1).map_err(|e| SetupError::from(("listen", e)))?;
-    Ok(sock)
-}
-
-fn accept_one(listener: OwnedFd) -> Result<OwnedFd, SetupError> {
-    loop {
-        match rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) {
-            Err(Errno::INTR) => continue,
-            // The listener closes here: exactly one connection is served.
-            other => return other.map_err(|e| SetupError::from(("accept", e))),
+        Err(e) => {
+            return Err(format!(
+                "invalid path \"{}\" specified: {e}",
+                cli.path.display()
+            ));
         }
+        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::Directory => {
+            return Err(format!(
+                "specified path \"{}\" is not a directory",
+                cli.path.display()
+            ));
+        }
+        Ok(_) => {}
     }
+    match cli.fd {
+        Some(fd) if !cli.sandbox_report => endpoint::check_inherited(fd),
+        _ => Ok(()),
+    }
+}
+
+/// How QEMU's connection arrives.
+enum Endpoint {
+    /// `--fd`: already connected.
+    Connected(OwnedFd),
+    /// `--socket`: bound and listening, not yet accepted.
+    Listening(OwnedFd, SocketFile),
+}
+
+/// The endpoint once the serving process has taken charge of it.
+enum Pending {
+    Connected(OwnedFd),
+    Listening {
+        listener: OwnedFd,
+        janitor: Janitor,
+        path: PathBuf,
+    },
 }
 
 fn choose_resolver(
     choice: ResolverChoice,
     openat2: Result<(), Errno>,
-) -> Result<Resolver, SetupError> {
+) -> Result<ResolverKind, String> {
     match (choice, openat2) {
-        (ResolverChoice::Walker, _) => Ok(Resolver::new(ResolverKind::Walker)),
-        (_, Ok(())) => Ok(Resolver::new(ResolverKind::Openat2)),
-        (ResolverChoice::Openat2, Err(e)) => Err(SetupError(format!(
+        (ResolverChoice::Walker, _) => Ok(ResolverKind::Walker),
+        (_, Ok(())) => Ok(ResolverKind::Openat2),
+        (ResolverChoice::Openat2, Err(e)) => Err(format!(
             "openat2 is not available here ({e}); use --resolver walker or auto"
-        ))),
+        )),
         (ResolverChoice::Auto, Err(e)) => {
             warn!("openat2 is not available ({e}): resolving paths with the userspace walker");
-            Ok(Resolver::new(ResolverKind::Walker))
+            Ok(ResolverKind::Walker)
         }
     }
 }
@@ -148,101 +122,192 @@ fn open_root(cli: &Cli) -> Result<OwnedFd, SetupError> {
     .map_err(|e| SetupError(format!("opening the export {}: {e}", cli.path.display())))
 }
 
-/// `--sandbox-report`: what would be active, without changing anything.
-pub fn sandbox_report(cli: &Cli) -> Result<Report, SetupError> {
-    let root = open_root(cli)?;
-    let openat2 = probe_openat2(root.as_fd());
-    let resolver = choose_resolver(cli.resolver, openat2)?;
-    let permitted = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
-    let (capabilities, missing_capabilities) = Report::capability_names(&permitted);
-    Ok(Report {
-        chroot: !cli.no_chroot,
-        resolver: resolver.kind(),
-        openat2_unavailable: openat2.err(),
-        landlock_abi: sandbox::landlock::kernel_abi(),
-        landlock: None,
-        seccomp: cli.seccomp.into(),
-        capabilities,
-        missing_capabilities,
-        nofile: sandbox::limits::NOFILE,
-        readonly: cli.readonly,
-    })
+/// What is decided before confinement: procfs, the resolver, the kernel's
+/// features, and the report so far.
+struct Prepared {
+    proc: Option<ProcSelfFd>,
+    resolver: Option<ResolverKind>,
+    getversion: bool,
+    report: Report,
 }
 
-/// Opens the export root, confines the process to it and drops privileges.
-/// Seccomp comes later, just before serving.
-fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
-    let root = open_root(cli)?;
+/// Opens procfs (in the serving process: `/proc/self` is bound at open
+/// time) and probes the kernel. Failures are recorded in the report, for
+/// [`sandbox::confine`] to stop at or to show.
+fn prepare(cli: &Cli, root: BorrowedFd<'_>) -> Prepared {
     let proc = ProcSelfFd::open().map_err(|e| {
-        SetupError(format!(
-            "opening /proc/self/fd ({e}): a mounted procfs is needed to reopen resolved files"
-        ))
-    })?;
-    let openat2 = probe_openat2(root.as_fd());
-    let resolver = choose_resolver(cli.resolver, openat2)?;
-    let getversion = has_generation_numbers(root.as_fd());
-    let features = crate::syscalls::Features::probe(root.as_fd());
+        format!(
+            "opening /proc/self/fd ({e}): a mounted procfs is needed to reopen resolved files; \
+             mount one (mount -t proc proc /proc)"
+        )
+    });
+    let openat2 = probe_openat2(root);
+    let resolver = choose_resolver(cli.resolver, openat2);
+    let features = crate::syscalls::Features::probe(root);
+    let report = Report::before_confinement(
+        resolver.clone(),
+        openat2.err(),
+        proc.as_ref().map(drop).map_err(Clone::clone),
+        cli.readonly,
+        features,
+    );
+    Prepared {
+        proc: proc.ok(),
+        resolver: resolver.ok(),
+        getversion: has_generation_numbers(root),
+        report,
+    }
+}
 
+fn options(cli: &Cli) -> Options {
+    Options {
+        chroot: !cli.no_chroot,
+        readonly: cli.readonly,
+        seccomp: cli.seccomp.into(),
+    }
+}
+
+/// `--sandbox-report`: applies every layer for real in a throwaway child
+/// process, which prints what happened; exits 1 when a layer a real run
+/// requires failed there.
+fn sandbox_report(cli: &Cli) -> ExitCode {
+    let root = match open_root(cli) {
+        Ok(root) => root,
+        Err(SetupError(msg)) => {
+            eprintln!("{}: {msg}", logging::PROGRAM);
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = std::io::stdout().flush();
+    // SAFETY: the helper is single-threaded, so the child may run any code;
+    // it ends in `_exit` and never returns here.
+    match unsafe { libc::fork() } {
+        -1 => {
+            let e = std::io::Error::last_os_error();
+            eprintln!("{}: forking the trial process: {e}", logging::PROGRAM);
+            ExitCode::FAILURE
+        }
+        0 => {
+            let prepared = prepare(cli, root.as_fd());
+            let report = match sandbox::confine(
+                root.as_fd(),
+                prepared.proc.as_ref(),
+                options(cli),
+                prepared.report,
+                OnFailure::Record,
+            ) {
+                Ok(confined) => confined.report,
+                // Record mode does not stop; keep the text if it ever did.
+                Err(SetupError(msg)) => {
+                    eprintln!("{}: {msg}", logging::PROGRAM);
+                    // SAFETY: ends the forked child.
+                    unsafe { libc::_exit(1) }
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{report}");
+            let _ = out.flush();
+            let status = i32::from(!report.failures().is_empty());
+            // SAFETY: ends the forked child without the parent's destructors.
+            unsafe { libc::_exit(status) }
+        }
+        pid => wait_for_trial(pid),
+    }
+}
+
+fn wait_for_trial(pid: libc::pid_t) -> ExitCode {
+    let mut status = 0;
+    // SAFETY: waits for our own child into a local status word.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            eprintln!(
+                "{}: waiting for the trial process: {}",
+                logging::PROGRAM,
+                std::io::Error::last_os_error()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    if libc::WIFEXITED(status) {
+        return ExitCode::from(libc::WEXITSTATUS(status) as u8);
+    }
+    eprintln!(
+        "{}: the trial process was killed by signal {} while applying the layers",
+        logging::PROGRAM,
+        libc::WTERMSIG(status)
+    );
+    ExitCode::FAILURE
+}
+
+/// Steps 1: the export root and the endpoint, in the launching process.
+fn launch(cli: &Cli) -> Result<(OwnedFd, Endpoint), SetupError> {
+    let root = open_root(cli)?;
+    let endpoint = match (&cli.socket, cli.fd, cli.uid, cli.gid) {
+        (Some(path), _, Some(uid), Some(gid)) => {
+            let (listener, file) = endpoint::listen_on(path, uid, gid)?;
+            Endpoint::Listening(listener, file)
+        }
+        (None, Some(fd), _, _) => Endpoint::Connected(endpoint::take_inherited(fd)),
+        // clap requires exactly one of --fd and --socket, and --uid and
+        // --gid with --socket.
+        _ => return Err(SetupError("no connection to serve".into())),
+    };
+    Ok((root, endpoint))
+}
+
+/// Step 3: everything in the serving process before it reports ready.
+fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Export), SetupError> {
+    info!("started");
+    crate::signals::install().map_err(|e| SetupError::from(("installing signal handlers", e)))?;
+    let pending = match endpoint {
+        Endpoint::Connected(sock) => {
+            info!(
+                "serving the connection inherited as fd {} ({})",
+                cli.fd.unwrap_or(-1),
+                endpoint::describe_peer(sock.as_fd())
+            );
+            Pending::Connected(sock)
+        }
+        Endpoint::Listening(listener, file) => {
+            let path = file.path().to_path_buf();
+            Pending::Listening {
+                listener,
+                janitor: file.hand_to_janitor()?,
+                path,
+            }
+        }
+    };
+    let export_path = std::fs::canonicalize(&cli.path).unwrap_or_else(|_| cli.path.clone());
+    let prepared = prepare(cli, root.as_fd());
+    let confined = sandbox::confine(
+        root.as_fd(),
+        prepared.proc.as_ref(),
+        options(cli),
+        prepared.report,
+        OnFailure::Stop,
+    )?;
+    // confine() stopped at a missing resolver, procfs or capability set.
+    let (Some(proc), Some(resolver), Some(privileges)) =
+        (prepared.proc, prepared.resolver, confined.privileges)
+    else {
+        return Err(SetupError(
+            "set-up left no resolver, procfs or capability set".into(),
+        ));
+    };
+    let report = confined.report;
     if cli.no_chroot {
-        rustix::process::fchdir(&root)
-            .map_err(|e| SetupError::from(("fchdir to the export", e)))?;
         warn!(
             "--no-chroot: not chrooting; the {} resolver alone confines paths",
-            resolver.kind().name()
-        );
-    } else {
-        sandbox::chroot_into(root.as_fd()).map_err(|e| {
-            SetupError(format!(
-                "chroot into the export failed ({e}); where chroot is not permitted, \
-                 run with --no-chroot to rely on path resolution alone"
-            ))
-        })?;
-    }
-    rustix::process::umask(Mode::empty());
-    let nofile = sandbox::limits::apply();
-    let (privileges, _) =
-        Privileges::limit_to_kept().map_err(|e| SetupError::from(("limiting capabilities", e)))?;
-    let (capabilities, missing_capabilities) = Report::capability_names(privileges.kept());
-    if !missing_capabilities.is_empty() {
-        warn!(
-            "running without {}: requests that need them will fail",
-            missing_capabilities.join(",")
+            resolver.name()
         );
     }
-    let landlock_abi = sandbox::landlock::kernel_abi();
-    let landlock = match sandbox::landlock::restrict_to(root.as_fd(), cli.readonly) {
-        Ok(sandbox::landlock::Enforcement::Full) => Some(sandbox::landlock::Enforcement::Full),
-        Ok(other) => {
-            warn!(
-                "Landlock is not fully available on this kernel ({other:?}); continuing without it"
-            );
-            Some(other)
-        }
-        Err(e) => {
-            warn!("Landlock could not be set up ({e}); continuing without it");
-            None
-        }
-    };
-    proc.enter_as_cwd()
-        .map_err(|e| SetupError::from(("fchdir to /proc/self/fd", e)))?;
-    let report = Report {
-        chroot: !cli.no_chroot,
-        resolver: resolver.kind(),
-        openat2_unavailable: openat2.err(),
-        landlock_abi,
-        landlock,
-        seccomp: cli.seccomp.into(),
-        capabilities,
-        missing_capabilities,
-        nofile,
-        readonly: cli.readonly,
-    };
+    let features = report.features;
     info!(
-        export = %cli.path.display(),
-        resolver = resolver.kind().name(),
+        export = %export_path.display(),
+        resolver = resolver.name(),
         chroot = !cli.no_chroot,
         readonly = cli.readonly,
-        getversion,
+        getversion = prepared.getversion,
         fchmodat2 = features.fchmodat2,
         xattrat = features.xattrat,
         utimensat_empty_path = features.utimensat_empty_path,
@@ -250,38 +315,60 @@ fn confine(cli: &Cli) -> Result<(Export, Report), SetupError> {
         reopen_empty_path = features.reopen_empty_path,
         "confined"
     );
+    info!("sandbox: {}", report.summary());
     let export = Export {
         root,
-        resolver,
+        resolver: Resolver::new(resolver),
         proc,
         privileges,
-        getversion,
+        getversion: prepared.getversion,
         readonly: cli.readonly,
         features,
         deferred: crate::deferred_close::DeferredClose::new(features.close_range),
     };
-    Ok((export, report))
+    Ok((pending, export))
 }
 
-fn start(cli: &Cli) -> Result<Connection, SetupError> {
-    // Set up the socket before daemonizing, so that errors reach the
-    // terminal and the socket file exists once the parent returns.
-    enum Pending {
-        Connected(OwnedFd),
-        Listening(OwnedFd),
-    }
-    let pending = match (&cli.socket, cli.fd) {
-        (Some(path), _) => Pending::Listening(listen_on(
+/// After "ready": the connection itself.
+fn connect(pending: Pending) -> Result<OwnedFd, SetupError> {
+    match pending {
+        Pending::Connected(sock) => Ok(sock),
+        Pending::Listening {
+            listener,
+            janitor,
             path,
-            cli.uid.expect("clap requires --uid with --socket"),
-            cli.gid.expect("clap requires --gid with --socket"),
-        )?),
-        (None, Some(fd)) => Pending::Connected(inherited_socket(fd)?),
-        (None, None) => unreachable!("clap requires --fd or --socket"),
+        } => {
+            let sock = endpoint::accept_one(listener)?;
+            info!(
+                "QEMU connected to {} ({}); the socket file is removed",
+                path.display(),
+                endpoint::describe_peer(sock.as_fd())
+            );
+            janitor.finish();
+            Ok(sock)
+        }
+    }
+}
+
+/// Runs the helper. Exit status: 0 after a clean disconnect, 1 when set-up
+/// fails or the connection breaks, 128 + N after signal N (SIGINT, SIGTERM);
+/// misuse (2) is reported by `main` before this runs.
+pub fn run(cli: Cli) -> ExitCode {
+    if cli.sandbox_report {
+        return sandbox_report(&cli);
+    }
+    let (root, endpoint) = match launch(&cli) {
+        Ok(launched) => launched,
+        Err(SetupError(msg)) => {
+            eprintln!("{}: {msg}", logging::PROGRAM);
+            return ExitCode::FAILURE;
+        }
     };
+    let mut ready: Option<ReadyPipe> = None;
     if cli.nodaemon {
-        logging::init(LogTarget::Stderr, cli.log_level.into())
-            .map_err(|e| SetupError::from(("logging", e)))?;
+        if let Err(e) = logging::init(LogTarget::Stderr, cli.log_level.into()) {
+            eprintln!("{}: logging: {e}", logging::PROGRAM);
+        }
     } else {
         if let Err(e) = logging::init(LogTarget::Syslog, cli.log_level.into()) {
             eprintln!(
@@ -289,55 +376,48 @@ fn start(cli: &Cli) -> Result<Connection, SetupError> {
                 logging::PROGRAM
             );
         }
-        daemonize::Daemonize::new()
-            .working_directory("/")
-            .start()
-            .map_err(|e| SetupError::from(("daemonizing", e)))?;
-    }
-    info!("started");
-    let sock = match pending {
-        Pending::Connected(fd) => fd,
-        Pending::Listening(listener) => accept_one(listener)?,
-    };
-    Ok(Connection::new(sock))
-}
-
-/// Runs the helper; the exit status is 0 after a clean disconnect.
-pub fn run(cli: Cli) -> ExitCode {
-    if cli.sandbox_report {
-        return match sandbox_report(&cli) {
-            Ok(report) => {
-                print!("{report}");
-                ExitCode::SUCCESS
-            }
+        match daemon::detach() {
+            Ok(Detached::Launcher(status)) => return status,
+            Ok(Detached::Daemon(pipe)) => ready = Some(pipe),
             Err(SetupError(msg)) => {
+                if let Endpoint::Listening(_, file) = &endpoint {
+                    file.remove();
+                }
                 eprintln!("{}: {msg}", logging::PROGRAM);
-                ExitCode::FAILURE
+                return ExitCode::FAILURE;
             }
-        };
+        }
     }
-    let setup = start(&cli)
-        .and_then(|conn| Ok((conn, confine(&cli)?)))
-        .and_then(|(conn, (export, report))| {
-            let program = sandbox::seccomp::program(report.seccomp)
-                .map_err(|e| SetupError::from(("building the seccomp filter", e)))?;
-            info!("sandbox: {}", report.summary());
-            if let Some(program) = program {
-                sandbox::seccomp::install(&program)
-                    .map_err(|e| SetupError::from(("installing the seccomp filter", e)))?;
+    let pending = match set_up(&cli, root, endpoint) {
+        Ok((pending, export)) => {
+            if let Pending::Listening { path, .. } = &pending {
+                info!(
+                    "listening on {}; waiting for QEMU to connect",
+                    path.display()
+                );
             }
-            Ok((conn, export))
-        });
-    let (mut conn, export) = match setup {
-        Ok(ready) => ready,
+            if let Some(pipe) = ready.take() {
+                pipe.ready();
+            }
+            (pending, export)
+        }
         Err(SetupError(msg)) => {
             error!("{msg}");
-            if !tracing::dispatcher::has_been_set() || !cli.nodaemon {
-                eprintln!("{}: {msg}", logging::PROGRAM);
+            if let Some(pipe) = ready.take() {
+                pipe.failed(&msg);
             }
             return ExitCode::FAILURE;
         }
     };
+    let (pending, export) = pending;
+    let sock = match connect(pending) {
+        Ok(sock) => sock,
+        Err(SetupError(msg)) => {
+            error!("{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut conn = Connection::new(sock);
     match serve(&mut conn, &export) {
         Ok(served) => {
             info!(requests = served, "client disconnected; done");

@@ -45,3 +45,14 @@ impl<T> Context<T> for Result<T, Errno> {
         self.map_err(|errno| OpError { errno, context })
     }
 }
+
+/// A start-up failure, with the message for the operator. The process exits
+/// with status 1 after reporting it.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+impl<E: std::fmt::Display> From<(&str, E)> for SetupError {
+    fn from((what, e): (&str, E)) -> Self {
+        SetupError(format!("{what}: {e}"))
+    }
+}

@@ -13,11 +13,16 @@
 //! - [`privilege`]: capabilities and the guest-identity guard
 //! - [`sandbox`]: chroot, Landlock, seccomp, resource limits, the report
 //! - [`syscalls`]: newer syscalls rustix does not wrap yet (probed)
+//! - [`endpoint`]: the connection: `--fd` checks, the socket file, its janitor
+//! - [`daemon`]: detaching, with the daemon's set-up reported back
+//! - [`signals`]: SIGINT and SIGTERM
 //! - [`app`], [`cli`], [`logging`]: start-up, command line, logs
 
 pub mod app;
 pub mod cli;
+pub mod daemon;
 pub mod deferred_close;
+pub mod endpoint;
 pub mod error;
 pub mod export;
 pub mod logging;
@@ -29,5 +34,6 @@ pub mod protocol;
 pub mod resolve;
 pub mod sandbox;
 pub mod server;
+pub mod signals;
 pub mod syscalls;
 pub mod transport;

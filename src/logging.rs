@@ -3,9 +3,17 @@
 //!
 //! The syslog socket is connected at start-up, before chroot hides
 //! `/dev/log`, and written with one datagram per event.
+//!
+//! Log lines carry strings the guest chose (paths, xattr names). Two
+//! defences keep them from forging entries or reaching a terminal:
+//! [`Escaped`] renders each client string with every control character and
+//! invalid byte as a visible escape, and every sink passes the finished line
+//! through [`sanitize_line`], so a newline or escape sequence that reached a
+//! message some other way is escaped there too.
 
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::sync::OnceLock;
 use tracing::{Level, Metadata};
@@ -20,7 +28,84 @@ pub enum LogTarget {
     Syslog,
 }
 
+/// A client-supplied byte string, rendered for a log line.
+///
+/// Printable characters stay as they are; `\` becomes `\\`; `\n`, `\r` and
+/// `\t` become those two-character escapes; other control characters, and
+/// the Unicode ones that reorder or break lines (U+2028, U+2029, the bidi
+/// controls), become `\xNN` or `\u{NNNN}`; bytes that are not UTF-8 become
+/// `\xNN`. So one client string can never start a new log line, move a
+/// terminal's cursor or hide text. QEMU's trailing NUL (V9fsPath lengths
+/// count it) is dropped, as it is not part of the name.
+pub struct Escaped<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.0.strip_suffix(b"\0").unwrap_or(self.0);
+        for chunk in bytes.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                escape_char(f, c)?;
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// Characters that must not reach a log line as they are.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+fn escape_char(f: &mut impl std::fmt::Write, c: char) -> std::fmt::Result {
+    match c {
+        '\\' => f.write_str("\\\\"),
+        '\n' => f.write_str("\\n"),
+        '\r' => f.write_str("\\r"),
+        '\t' => f.write_str("\\t"),
+        c if needs_escape(c) && (c as u32) < 0x80 => write!(f, "\\x{:02x}", c as u32),
+        c if needs_escape(c) => write!(f, "\\u{{{:04x}}}", c as u32),
+        c => f.write_char(c),
+    }
+}
+
+/// The last line of defence, in every sink: a formatted event becomes one
+/// line of text without control characters (other than the tab), whatever
+/// its fields held. Invalid UTF-8 is escaped rather than replaced.
+pub fn sanitize_line(raw: &[u8]) -> String {
+    let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let mut line = String::with_capacity(body.len());
+    for chunk in body.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\t' || !needs_escape(c) {
+                line.push(c);
+            } else {
+                let _ = escape_char(&mut line, c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(line, "\\x{b:02x}");
+        }
+    }
+    line
+}
+
 static SYSLOG: OnceLock<OwnedFd> = OnceLock::new();
+static TARGET: OnceLock<LogTarget> = OnceLock::new();
 
 fn connect_syslog() -> io::Result<OwnedFd> {
     let sock = rustix::net::socket_with(
@@ -33,15 +118,39 @@ fn connect_syslog() -> io::Result<OwnedFd> {
     Ok(sock)
 }
 
-/// Builds one syslog datagram per event and sends it when dropped.
-pub struct SyslogLine {
-    severity: u8,
-    line: Vec<u8>,
+const LOG_DAEMON: u8 = 3 << 3;
+
+fn syslog_severity(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
 }
 
-impl Write for SyslogLine {
+/// One syslog datagram for an already sanitized line.
+fn syslog_datagram(severity: u8, line: &str) -> String {
+    format!(
+        "<{}>{}[{}]: {}",
+        LOG_DAEMON | severity,
+        PROGRAM,
+        rustix::process::getpid().as_raw_nonzero(),
+        line.trim_end()
+    )
+}
+
+/// Buffers one formatted event and emits it, sanitized, when dropped: one
+/// `write` to stderr, or one datagram to syslog.
+pub struct LogLine {
+    target: LogTarget,
+    severity: u8,
+    buf: Vec<u8>,
+}
+
+impl Write for LogLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.line.extend_from_slice(buf);
+        self.buf.extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -50,45 +159,44 @@ impl Write for SyslogLine {
     }
 }
 
-impl Drop for SyslogLine {
+impl Drop for LogLine {
     fn drop(&mut self) {
-        let Some(sock) = SYSLOG.get() else { return };
-        const LOG_DAEMON: u8 = 3 << 3;
-        let text = String::from_utf8_lossy(&self.line);
-        let datagram = format!(
-            "<{}>{}[{}]: {}",
-            LOG_DAEMON | self.severity,
-            PROGRAM,
-            rustix::process::getpid().as_raw_nonzero(),
-            text.trim_end()
-        );
-        // A lost log line must never stop the helper.
-        let _ = rustix::net::send(sock, datagram.as_bytes(), SendFlags::NOSIGNAL);
+        let line = sanitize_line(&self.buf);
+        // A lost log line must never stop the helper: errors are ignored.
+        match self.target {
+            LogTarget::Stderr => {
+                let mut out = line.into_bytes();
+                out.push(b'\n');
+                let _ = io::stderr().lock().write_all(&out);
+            }
+            LogTarget::Syslog => {
+                if let Some(sock) = SYSLOG.get() {
+                    let datagram = syslog_datagram(self.severity, &line);
+                    let _ = rustix::net::send(sock, datagram.as_bytes(), SendFlags::NOSIGNAL);
+                }
+            }
+        }
     }
 }
 
-struct SyslogWriter;
+struct Sink(LogTarget);
 
-impl<'a> MakeWriter<'a> for SyslogWriter {
-    type Writer = SyslogLine;
+impl<'a> MakeWriter<'a> for Sink {
+    type Writer = LogLine;
 
-    fn make_writer(&'a self) -> SyslogLine {
-        SyslogLine {
-            severity: 6,
-            line: Vec::new(),
+    fn make_writer(&'a self) -> LogLine {
+        LogLine {
+            target: self.0,
+            severity: syslog_severity(Level::INFO),
+            buf: Vec::new(),
         }
     }
 
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> SyslogLine {
-        let severity = match *meta.level() {
-            Level::ERROR => 3,
-            Level::WARN => 4,
-            Level::INFO => 6,
-            Level::DEBUG | Level::TRACE => 7,
-        };
-        SyslogLine {
-            severity,
-            line: Vec::new(),
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> LogLine {
+        LogLine {
+            target: self.0,
+            severity: syslog_severity(*meta.level()),
+            buf: Vec::new(),
         }
     }
 }
@@ -98,22 +206,95 @@ impl<'a> MakeWriter<'a> for SyslogWriter {
 pub fn init(target: LogTarget, level: Level) -> io::Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(false);
+    let _ = TARGET.set(target);
     match target {
         LogTarget::Stderr => {
-            builder.with_writer(io::stderr).with_ansi(false).init();
+            builder.with_writer(Sink(target)).init();
             Ok(())
         }
         LogTarget::Syslog => {
             let sock = connect_syslog();
             builder
-                .with_writer(SyslogWriter)
-                .with_ansi(false)
+                .with_writer(Sink(target))
                 .without_time()
                 .with_level(false)
                 .init();
             let _ = SYSLOG.set(sock?);
             Ok(())
         }
+    }
+}
+
+/// A line prepared now, to be written later from a signal handler, where
+/// formatting and locks are not allowed.
+#[derive(Debug)]
+pub struct Prerendered {
+    target: LogTarget,
+    bytes: Vec<u8>,
+}
+
+impl Prerendered {
+    /// Renders `message` at `level` for the sink in use (stderr when logging
+    /// was never set up). Call it in the process that will write it: syslog
+    /// lines carry the pid.
+    pub fn new(level: Level, message: &str) -> Self {
+        let target = TARGET.get().copied().unwrap_or(LogTarget::Stderr);
+        let line = sanitize_line(message.as_bytes());
+        let bytes = match target {
+            LogTarget::Stderr => format!("{level:>5} {line}\n").into_bytes(),
+            LogTarget::Syslog => syslog_datagram(syslog_severity(level), &line).into_bytes(),
+        };
+        Prerendered { target, bytes }
+    }
+
+    /// Writes the line with one raw syscall: async-signal-safe.
+    pub fn emit(&self) {
+        // SAFETY: write(2) and send(2) are async-signal-safe; the buffer is
+        // owned by self and outlives the call; errors are ignored on purpose.
+        unsafe {
+            match self.target {
+                LogTarget::Stderr => {
+                    libc::write(2, self.bytes.as_ptr().cast(), self.bytes.len());
+                }
+                LogTarget::Syslog => {
+                    if let Some(sock) = SYSLOG.get() {
+                        libc::send(
+                            sock.as_raw_fd(),
+                            self.bytes.as_ptr().cast(),
+                            self.bytes.len(),
+                            libc::MSG_NOSIGNAL,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_client_strings_cannot_break_lines() {
+        let shown = Escaped(b"../etc\nFAKE-LINE forged\x1b[31m\r\t\\ok\xff\xfe\0").to_string();
+        assert_eq!(
+            shown,
+            "../etc\\nFAKE-LINE forged\\x1b[31m\\r\\t\\\\ok\\xff\\xfe"
+        );
+        assert_eq!(
+            Escaped("é\u{202e}x\u{85}".as_bytes()).to_string(),
+            "é\\u{202e}x\\u{0085}"
+        );
+        assert_eq!(Escaped(b"a\0b\0").to_string(), "a\\x00b");
+    }
+
+    #[test]
+    fn sanitized_lines_hold_no_control_characters() {
+        let line = sanitize_line(b"WARN x=\"a\nb\x1b\x07\"\tend\xc3\n");
+        assert_eq!(line, "WARN x=\"a\\nb\\x1b\\x07\"\tend\\xc3");
+        assert!(!line.bytes().any(|b| b < 0x20 && b != b'\t'));
     }
 }

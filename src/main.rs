@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         }
     };
     if let Err(msg) = app::validate(&cli) {
+        // Exit status 2, like every other misuse of the command line.
         Cli::command().error(ErrorKind::ValueValidation, msg).exit();
     }
     app::run(cli)

@@ -4,6 +4,7 @@
 use crate::deferred_close::DeferredClose;
 use crate::error::OpError;
 use crate::export::Export;
+use crate::logging::Escaped;
 use crate::ops::{self, Reply};
 use crate::protocol::{self, HEADER_SIZE, RequestType, decode_request};
 use crate::transport::{Connection, RecvError};
@@ -45,7 +46,7 @@ impl EscapeLog {
         }
         tracing::warn!(
             request = kind.name(),
-            path = %String::from_utf8_lossy(path),
+            path = %Escaped(path),
             "refused a request that could leave the export or reach a special file: {err}"
         );
     }
@@ -108,7 +109,7 @@ pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
                     } else {
                         tracing::debug!(
                             request = kind.name(),
-                            path = %String::from_utf8_lossy(path),
+                            path = %Escaped(path),
                             "{err}"
                         );
                     }

@@ -1,21 +1,28 @@
-//! Confinement of the helper process, in one place: chroot, Landlock, the
-//! seccomp allow-list, resource limits, and the report of what is active.
+//! Confinement of the helper process, in one place: chroot, resource
+//! limits, capabilities, Landlock, procfs as the working directory and the
+//! seccomp allow-list, applied in that order by [`confine`], and the report
+//! of what is active ([`report`]).
 //!
 //! Each layer holds on its own (docs/security.md); together with the
-//! confined resolver (`crate::resolve`) and the capability set
-//! (`crate::privilege`) they are what stands between a hostile guest and
-//! the host.
+//! confined resolver (`crate::resolve`) they are what stands between a
+//! hostile guest and the host. `--sandbox-report` runs the very same
+//! [`confine`] in a throwaway process, so what it reports was tried.
 
 pub mod landlock;
 pub mod limits;
+pub mod report;
 pub mod seccomp;
 
+pub use self::report::{Outcome, Report};
 pub use self::seccomp::SeccompMode;
 
-use crate::privilege::KEPT;
-use crate::resolve::ResolverKind;
+use crate::error::SetupError;
+use crate::privilege::Privileges;
+use crate::procfs::ProcSelfFd;
 use rustix::fd::BorrowedFd;
+use rustix::fs::Mode;
 use rustix::io::Errno;
+use tracing::warn;
 
 /// chroot into the directory `root` refers to, and stay in it: `fchdir`
 /// then `chroot(".")`, so the new root is the very directory held open,
@@ -25,91 +32,155 @@ pub fn chroot_into(root: BorrowedFd<'_>) -> Result<(), Errno> {
     rustix::process::chroot(".")
 }
 
-/// Which layers are active, for `--sandbox-report` and the start-up log.
-#[derive(Debug, Clone)]
-pub struct Report {
+/// The layers the command line asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
     pub chroot: bool,
-    pub resolver: ResolverKind,
-    /// Why openat2 cannot be used, if it cannot.
-    pub openat2_unavailable: Option<Errno>,
-    /// The kernel's Landlock ABI (0: none).
-    pub landlock_abi: i64,
-    pub landlock: Option<landlock::Enforcement>,
-    pub seccomp: SeccompMode,
-    pub capabilities: Vec<String>,
-    pub missing_capabilities: Vec<String>,
-    pub nofile: u64,
     pub readonly: bool,
+    pub seccomp: SeccompMode,
 }
 
-impl Report {
-    /// The capabilities of [`KEPT`] this process has (kept) and lacks.
-    pub fn capability_names(permitted: &caps::CapsHashSet) -> (Vec<String>, Vec<String>) {
-        let (kept, missing): (Vec<_>, Vec<_>) = KEPT.iter().partition(|c| permitted.contains(c));
-        let names = |v: Vec<&caps::Capability>| {
-            let mut names: Vec<String> = v.iter().map(|c| c.to_string()).collect();
-            names.sort();
-            names
+/// What happens when a layer fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop at the first layer a real run requires (the real run).
+    Stop,
+    /// Record it and go on with the next layer (`--sandbox-report`).
+    Record,
+}
+
+/// What [`confine`] leaves: the report of every layer, and the capability
+/// set in force (None when limiting it failed).
+pub struct Confined {
+    pub report: Report,
+    pub privileges: Option<Privileges>,
+}
+
+/// Applies every layer to this process, in order: chroot (or `fchdir` to
+/// the export with `--no-chroot`), umask 0 and resource limits, the kept
+/// capabilities, Landlock, `/proc/self/fd` as the working directory, and
+/// last the seccomp filter. `proc` is None when procfs could not be opened
+/// (the report then says so). `report` comes filled with what was decided
+/// before (resolver, kernel features).
+pub fn confine(
+    root: BorrowedFd<'_>,
+    proc: Option<&ProcSelfFd>,
+    options: Options,
+    mut report: Report,
+    on_failure: OnFailure,
+) -> Result<Confined, SetupError> {
+    let check = |outcome: &Outcome| match (outcome, on_failure) {
+        (Outcome::Fails(why), OnFailure::Stop) => Err(SetupError(why.clone())),
+        _ => Ok(()),
+    };
+    check(&report.resolver)?;
+    check(&report.procfs)?;
+
+    report.chroot = enter_root(root, options.chroot);
+    check(&report.chroot)?;
+
+    rustix::process::umask(Mode::empty());
+    report.nofile = limits::apply();
+
+    let privileges = match Privileges::limit_to_kept() {
+        Ok((privileges, _)) => {
+            let (kept, missing) = Report::capability_names(privileges.kept());
+            if !missing.is_empty() {
+                warn!(
+                    "running without {}: requests that need them will fail",
+                    missing.join(",")
+                );
+            }
+            report.capabilities = Outcome::Active(kept.join(","));
+            report.missing_capabilities = missing;
+            Some(privileges)
+        }
+        Err(e) => {
+            report.capabilities = Outcome::Fails(format!("limiting capabilities: {e}"));
+            None
+        }
+    };
+    check(&report.capabilities)?;
+
+    report.landlock = restrict_with_landlock(root, options.readonly);
+
+    if let Some(proc) = proc {
+        report.procfs = match proc.enter_as_cwd() {
+            Ok(()) => Outcome::Active("/proc/self/fd".into()),
+            Err(e) => Outcome::Fails(format!("fchdir to /proc/self/fd: {e}")),
         };
-        (names(kept), names(missing))
+        check(&report.procfs)?;
     }
 
-    fn landlock_text(&self) -> String {
-        match (self.landlock_abi, self.landlock) {
-            (0, _) => "unavailable (kernel without Landlock)".into(),
-            (abi, Some(landlock::Enforcement::Full)) => format!("ABI {abi}, fully enforced"),
-            (abi, Some(landlock::Enforcement::Partial)) => format!("ABI {abi}, partially enforced"),
-            (abi, Some(landlock::Enforcement::Unavailable)) => format!("ABI {abi}, not enforced"),
-            (abi, None) => format!("ABI {abi}, restricts to the export tree"),
-        }
-    }
+    report.seccomp = install_seccomp(options.seccomp);
+    check(&report.seccomp)?;
+    Ok(Confined { report, privileges })
+}
 
-    fn seccomp_text(&self) -> String {
-        let mut with_arg: Vec<_> = seccomp::ALLOWED_WITH_ARG.iter().map(|e| e.0).collect();
-        with_arg.dedup();
-        let n = seccomp::ALLOWED.len() + with_arg.len() + crate::syscalls::NUMBERS.len();
-        match self.seccomp {
-            SeccompMode::Kill => format!("kill ({n} syscalls allowed)"),
-            SeccompMode::Log => format!("log ({n} syscalls allowed, others logged)"),
-            SeccompMode::Off => "off".into(),
-        }
+/// chroot into the export, or with `--no-chroot` only make it the working
+/// directory.
+fn enter_root(root: BorrowedFd<'_>, chroot: bool) -> Outcome {
+    if !chroot {
+        return match rustix::process::fchdir(root) {
+            Ok(()) => Outcome::Inactive("off (--no-chroot)".into()),
+            Err(e) => Outcome::Fails(format!("fchdir to the export: {e}")),
+        };
     }
-
-    /// One line for the log.
-    pub fn summary(&self) -> String {
-        format!(
-            "chroot={} resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
-            if self.chroot { "on" } else { "off" },
-            self.resolver.name(),
-            if self.readonly { "on" } else { "off" },
-            self.landlock_text(),
-            self.seccomp_text(),
-            self.capabilities.join(","),
-            self.nofile
-        )
+    match chroot_into(root) {
+        Ok(()) => Outcome::Active("on".into()),
+        Err(e) => Outcome::Fails(format!(
+            "chroot into the export failed ({e}); where chroot is not permitted, \
+             run with --no-chroot to rely on path resolution alone"
+        )),
     }
 }
 
-impl std::fmt::Display for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let on_off = |b: bool| if b { "on" } else { "off (--no-chroot)" };
-        writeln!(f, "chroot:        {}", on_off(self.chroot))?;
-        writeln!(f, "resolver:      {}", self.resolver.name())?;
-        writeln!(
-            f,
-            "readonly:      {}",
-            if self.readonly { "on" } else { "off" }
-        )?;
-        match self.openat2_unavailable {
-            None => writeln!(f, "openat2:       available")?,
-            Some(e) => writeln!(f, "openat2:       unavailable ({e})")?,
+/// Landlock is best effort: a kernel without it, or one that refuses it,
+/// leaves the other layers in place (and says so).
+fn restrict_with_landlock(root: BorrowedFd<'_>, readonly: bool) -> Outcome {
+    let abi = landlock::kernel_abi();
+    match landlock::restrict_to(root, readonly) {
+        _ if abi == 0 => Outcome::Inactive("unavailable (kernel without Landlock)".into()),
+        Ok(landlock::Enforcement::Full) => Outcome::Active(format!("ABI {abi}, fully enforced")),
+        Ok(landlock::Enforcement::Partial) => {
+            Outcome::Active(format!("ABI {abi}, partially enforced"))
         }
-        writeln!(f, "landlock:      {}", self.landlock_text())?;
-        writeln!(f, "seccomp:       {}", self.seccomp_text())?;
-        writeln!(f, "capabilities:  {}", self.capabilities.join(","))?;
-        if !self.missing_capabilities.is_empty() {
-            writeln!(f, "missing:       {}", self.missing_capabilities.join(","))?;
+        Ok(landlock::Enforcement::Unavailable) => {
+            Outcome::Inactive(format!("ABI {abi}, not enforced"))
         }
-        writeln!(f, "nofile limit:  {}", self.nofile)
+        Err(e) => Outcome::Inactive(format!(
+            "ABI {abi}, could not be set up ({e}); continuing without it"
+        )),
+    }
+}
+
+fn install_seccomp(mode: SeccompMode) -> Outcome {
+    let how = match mode {
+        SeccompMode::Off => return Outcome::Inactive("off (--seccomp off)".into()),
+        SeccompMode::Kill => "kill",
+        SeccompMode::Log => "log",
+    };
+    let installed = seccomp::program(mode)
+        .map_err(|e| format!("building the seccomp filter: {e}"))
+        .and_then(|program| match program {
+            Some(p) => seccomp::install(&p).map_err(|e| {
+                format!(
+                    "installing the seccomp filter: {e}; where seccomp filters are not \
+                     permitted, run with --seccomp off"
+                )
+            }),
+            None => Ok(()),
+        });
+    match installed {
+        Ok(()) => Outcome::Active(format!(
+            "{how} ({} syscalls allowed{})",
+            seccomp::allowed_count(),
+            if mode == SeccompMode::Log {
+                ", others logged"
+            } else {
+                ""
+            }
+        )),
+        Err(e) => Outcome::Fails(e),
     }
 }

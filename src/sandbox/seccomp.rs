@@ -1,8 +1,9 @@
 //! The seccomp allow-list: the only syscalls the serving loop makes.
 //!
-//! Installed last, just before serving, so start-up (sockets, chroot,
-//! daemonizing) needs none of its own entries. Anything not in [`ALLOWED`]
-//! kills the helper (or is logged, with `--seccomp log`).
+//! Installed last in set-up, before the helper reports ready and waits for
+//! QEMU, so start-up (binding the socket, daemonizing, chroot) needs none of
+//! its own entries; accepting the connection does. Anything not in
+//! [`ALLOWED`] kills the helper (or is logged, with `--seccomp log`).
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -28,12 +29,15 @@ const FS_IOC_GETVERSION: u64 = 0x8008_7601;
 /// as on x86_64 and arm64).
 const SO_RCVTIMEO_NEW: u64 = 66;
 const SO_RCVTIMEO_OLD: u64 = 20;
+/// `SO_PEERCRED` (asm-generic value, as on x86_64 and arm64).
+const SO_PEERCRED: u64 = 17;
 
 /// Every syscall the serving loop may make, with the reason. Keep it sorted
 /// by purpose; the integration suite runs with `kill`, so a missing entry
 /// shows up as a killed helper in the tests.
 pub const ALLOWED: &[(libc::c_long, &str)] = &[
     // The socket to QEMU, and logging to stderr or syslog.
+    (libc::SYS_accept4, "accepting QEMU's connection (--socket)"),
     (libc::SYS_recvfrom, "requests from the socket (recv)"),
     (libc::SYS_sendto, "replies (send) and syslog datagrams"),
     (libc::SYS_sendmsg, "fd replies with SCM_RIGHTS"),
@@ -96,6 +100,7 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_rt_sigprocmask, "abort on a bug"),
     (libc::SYS_rt_sigreturn, "signal handlers"),
     (libc::SYS_sigaltstack, "stack overflow handler"),
+    (libc::SYS_wait4, "waiting for the socket-file janitor"),
     (libc::SYS_exit, "exit"),
     (libc::SYS_exit_group, "exit"),
 ];
@@ -115,6 +120,12 @@ pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
         SO_RCVTIMEO_OLD,
         "the idle timer, kernels before 5.1",
     ),
+    (
+        libc::SYS_getsockopt,
+        2,
+        SO_PEERCRED,
+        "logging who connected (--socket)",
+    ),
     (libc::SYS_ioctl, 1, FS_IOC_GETVERSION, "T_GETVERSION"),
     (
         libc::SYS_fcntl,
@@ -123,6 +134,14 @@ pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
         "std checks an fd is open before closing it (debug builds)",
     ),
 ];
+
+/// How many syscalls the filter lets through (some only with one argument).
+pub fn allowed_count() -> usize {
+    let mut with_arg: Vec<_> = ALLOWED_WITH_ARG.iter().map(|e| e.0).collect();
+    with_arg.sort_unstable();
+    with_arg.dedup();
+    ALLOWED.len() + with_arg.len() + crate::syscalls::NUMBERS.len()
+}
 
 /// Compiles the allow-list into a BPF program for this architecture.
 // `c_long` is `i64` here but `i32` on 32-bit targets: the conversion is not

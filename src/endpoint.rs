@@ -1,0 +1,376 @@
+//! How the helper gets its one connection to QEMU: a connected socket
+//! inherited as `--fd`, or a socket file it creates with `--socket` and
+//! accepts one connection on.
+//!
+//! The socket file lives outside the export, so once the helper is confined
+//! (chroot, Landlock, seccomp) it can no longer remove it. A small janitor
+//! process, forked before confinement, holds the file's directory and
+//! removes the file (if it is still the one bound here) once the connection
+//! is accepted or the helper ends, whichever comes first, even when the
+//! helper is killed. So a second run of the same command finds the path
+//! free.
+
+use crate::error::SetupError;
+use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, sockopt};
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Checks that `fd` is a connected UNIX stream socket that is not
+/// listening: what QEMU's peer of a socketpair is. Anything else would only
+/// fail later, after confinement, with a less clear error.
+pub fn check_inherited(fd: i32) -> Result<(), String> {
+    // SAFETY: only borrowed to inspect it; fstat fails cleanly on a closed fd.
+    let sock = unsafe { BorrowedFd::borrow_raw(fd) };
+    let st = rustix::fs::fstat(sock)
+        .map_err(|e| format!("--fd {fd}: not an open file descriptor ({e})"))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+        return Err(format!("--fd {fd}: not a socket"));
+    }
+    let hint = "pass one end of a connected socketpair (QEMU gets the other as sock_fd)";
+    match sockopt::socket_domain(sock) {
+        Ok(AddressFamily::UNIX) => {}
+        Ok(_) => return Err(format!("--fd {fd}: not a UNIX socket; {hint}")),
+        Err(e) => return Err(format!("--fd {fd}: {e}")),
+    }
+    match sockopt::socket_type(sock) {
+        Ok(SocketType::STREAM) => {}
+        Ok(_) => return Err(format!("--fd {fd}: not a stream socket; {hint}")),
+        Err(e) => return Err(format!("--fd {fd}: {e}")),
+    }
+    if sockopt::socket_acceptconn(sock).unwrap_or(false) {
+        return Err(format!(
+            "--fd {fd}: a listening socket, not a connection; {hint}, or use --socket PATH"
+        ));
+    }
+    match rustix::net::getpeername(sock) {
+        Ok(_) => Ok(()),
+        Err(Errno::NOTCONN) => Err(format!("--fd {fd}: the socket is not connected; {hint}")),
+        Err(e) => Err(format!("--fd {fd}: {e}")),
+    }
+}
+
+/// Takes over the inherited fd [`check_inherited`] accepted.
+pub fn take_inherited(fd: i32) -> OwnedFd {
+    // SAFETY: the fd was checked to be an open socket, was handed to this
+    // process to own, and nothing else in it refers to the number.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// "pid 123, uid 107, gid 107" for the peer of a connected socket.
+pub fn describe_peer(sock: BorrowedFd<'_>) -> String {
+    match sockopt::socket_peercred(sock) {
+        Ok(c) => format!(
+            "pid {}, uid {}, gid {}",
+            c.pid.as_raw_nonzero(),
+            c.uid.as_raw(),
+            c.gid.as_raw()
+        ),
+        Err(e) => format!("peer credentials unknown: {e}"),
+    }
+}
+
+/// The socket file this helper bound: its directory, its name in it, and
+/// the inode it got, so that only that very file is ever removed.
+#[derive(Debug)]
+pub struct SocketFile {
+    dir: OwnedFd,
+    name: CString,
+    dev: u64,
+    ino: u64,
+    path: PathBuf,
+}
+
+impl SocketFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the file if it is still the socket bound here (QEMU itself
+    /// unlinks it after connecting, and another may have taken the name).
+    pub fn remove(&self) {
+        let ours = rustix::fs::statat(&self.dir, &*self.name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_dev == self.dev && st.st_ino == self.ino);
+        if ours {
+            let _ = rustix::fs::unlinkat(&self.dir, &*self.name, AtFlags::empty());
+        }
+    }
+
+    /// Forks the janitor that removes the file when the returned handle is
+    /// finished or this process ends. Call it before confinement, in the
+    /// process that serves.
+    pub fn hand_to_janitor(self) -> Result<Janitor, SetupError> {
+        let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| SetupError::from(("creating the janitor's pipe", e)))?;
+        // SAFETY: the helper is single-threaded, so the child may run any
+        // code; it never returns from `janitor_main`.
+        match unsafe { libc::fork() } {
+            -1 => {
+                let e = std::io::Error::last_os_error();
+                self.remove();
+                Err(SetupError::from(("forking the socket-file janitor", e)))
+            }
+            0 => {
+                drop(write_end);
+                janitor_main(&self, read_end)
+            }
+            pid => {
+                drop(read_end);
+                crate::signals::watch_janitor(write_end.as_raw_fd(), pid);
+                Ok(Janitor {
+                    pipe: Some(write_end),
+                    pid,
+                })
+            }
+        }
+    }
+}
+
+/// The parent's side of the janitor: finishing it (or dropping it) has the
+/// socket file removed and waits until it is.
+#[derive(Debug)]
+pub struct Janitor {
+    pipe: Option<OwnedFd>,
+    pid: libc::pid_t,
+}
+
+impl Janitor {
+    /// Has the socket file removed, and waits for that.
+    pub fn finish(mut self) {
+        self.finish_now();
+    }
+
+    fn finish_now(&mut self) {
+        if let Some(pipe) = self.pipe.take() {
+            crate::signals::forget_janitor();
+            drop(pipe);
+            // SAFETY: waits for our own child; no pointers but a null status.
+            unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+        }
+    }
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        self.finish_now();
+    }
+}
+
+/// The janitor: unprivileged but for removing a file, deaf to the signals
+/// that stop the helper, waiting for its pipe to close.
+fn janitor_main(file: &SocketFile, pipe: OwnedFd) -> ! {
+    close_all_except(&[file.dir.as_raw_fd(), pipe.as_raw_fd()]);
+    // SAFETY: plain calls with constant arguments: ignore the signals a
+    // terminal or a service manager sends to the helper's whole group (the
+    // helper itself decides when the file goes), and name the process.
+    unsafe {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        libc::prctl(libc::PR_SET_NAME, c"vph-janitor".as_ptr());
+    }
+    // Removing a file in a sticky directory (/tmp) that now belongs to
+    // QEMU's uid needs CAP_FOWNER; one in a directory root does not own
+    // needs CAP_DAC_OVERRIDE. Nothing else.
+    let keep: caps::CapsHashSet = [
+        caps::Capability::CAP_FOWNER,
+        caps::Capability::CAP_DAC_OVERRIDE,
+    ]
+    .into_iter()
+    .collect();
+    let permitted = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
+    let keep: caps::CapsHashSet = keep.intersection(&permitted).copied().collect();
+    let _ = caps::set(None, caps::CapSet::Effective, &keep);
+    let _ = caps::set(None, caps::CapSet::Permitted, &keep);
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(&pipe, &mut byte) {
+            Err(Errno::INTR) => continue,
+            _ => break,
+        }
+    }
+    file.remove();
+    // SAFETY: ends this forked child without running the parent's
+    // destructors or atexit handlers.
+    unsafe { libc::_exit(0) }
+}
+
+/// Closes every fd from 3 up except `keep` (a freshly forked child that
+/// must not hold the listener, the export or the daemon's ready pipe).
+fn close_all_except(keep: &[i32]) {
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let mut first = 3u32;
+    for k in keep.iter().map(|&k| k as u32).chain([u32::MAX]) {
+        if k > first {
+            // SAFETY: this child owns every fd in the range and uses none of
+            // them again; the kept ones are outside it.
+            let closed = unsafe { crate::syscalls::close_range(first, k - 1) };
+            if closed.is_err() {
+                for fd in first..(k - 1).min(65_536) {
+                    // SAFETY: as above, one fd at a time (close_range is
+                    // missing before Linux 5.9).
+                    unsafe { libc::close(fd as i32) };
+                }
+            }
+        }
+        first = k.saturating_add(1);
+    }
+}
+
+/// Binds and listens on a new socket file at `path`, owned by uid:gid, mode
+/// 0770 (umask 007, as the original). An existing path is refused with a
+/// message that says whether anything listens on it.
+pub fn listen_on(path: &Path, uid: u32, gid: u32) -> Result<(OwnedFd, SocketFile), SetupError> {
+    let shown = path.display();
+    let name = path
+        .file_name()
+        .ok_or_else(|| SetupError(format!("socket path {shown} does not name a file")))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = rustix::fs::open(
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SetupError(format!("socket {shown}: its directory: {e}")))?;
+    let name = CString::new(name.as_bytes())
+        .map_err(|_| SetupError(format!("socket path {shown} contains a NUL byte")))?;
+    if rustix::fs::statat(&dir, &*name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        return Err(existing_path_error(path));
+    }
+    let addr = SocketAddrUnix::new(path).map_err(|_| {
+        SetupError(format!(
+            "socket path {shown} is too long (at most 107 bytes)"
+        ))
+    })?;
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| SetupError(format!("socket {shown}: creating it: {e}")))?;
+    // Mask the other-bits, as the original does: QEMU's uid/gid get access.
+    let old = rustix::process::umask(Mode::from_raw_mode(0o007));
+    let bound = rustix::net::bind(&sock, &addr);
+    rustix::process::umask(old);
+    match bound {
+        Err(Errno::ADDRINUSE) => return Err(existing_path_error(path)),
+        Err(e) => return Err(SetupError(format!("binding socket {shown}: {e}"))),
+        Ok(()) => {}
+    }
+    let st = rustix::fs::statat(&dir, &*name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| SetupError(format!("socket {shown}: stat after bind: {e}")))?;
+    let file = SocketFile {
+        dir,
+        name,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        path: path.to_path_buf(),
+    };
+    let finish = || -> Result<(), SetupError> {
+        rustix::fs::chownat(
+            &file.dir,
+            &*file.name,
+            Some(rustix::process::Uid::from_raw(uid)),
+            Some(rustix::process::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| SetupError(format!("socket {shown}: chown to {uid}:{gid}: {e}")))?;
+        rustix::net::listen(&sock, 1)
+            .map_err(|e| SetupError(format!("socket {shown}: listen: {e}")))
+    };
+    if let Err(e) = finish() {
+        file.remove();
+        return Err(e);
+    }
+    Ok((sock, file))
+}
+
+/// Why an existing socket path is refused, and what to do about it. Whether
+/// a process listens there is read from `/proc/net/unix`, never by
+/// connecting: a helper listening there accepts exactly one connection, and
+/// a probe would use it up.
+fn existing_path_error(path: &Path) -> SetupError {
+    let shown = path.display();
+    let is_socket = rustix::fs::lstat(path)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Socket);
+    if !is_socket {
+        return SetupError(format!(
+            "socket path {shown} already exists and is not a socket; choose another --socket path"
+        ));
+    }
+    match listening_on(path) {
+        Some(true) => SetupError(format!(
+            "socket {shown} already exists and a process is listening on it (another helper \
+             waiting for QEMU?); stop that process or choose another --socket path"
+        )),
+        Some(false) => SetupError(format!(
+            "socket {shown} already exists and nothing is listening on it: a stale socket from \
+             an earlier run; remove it (rm {shown}) and start again"
+        )),
+        None => SetupError(format!(
+            "socket {shown} already exists (whether anything listens on it is unknown: \
+             /proc/net/unix is unreadable); remove it if it is stale"
+        )),
+    }
+}
+
+/// Whether a listening UNIX socket in this network namespace is bound to
+/// `path` (compared as given and with its directory canonicalized).
+fn listening_on(path: &Path) -> Option<bool> {
+    const SO_ACCEPTCON: u32 = 1 << 16;
+    let table = std::fs::read("/proc/net/unix").ok()?;
+    let canonical = path
+        .parent()
+        .and_then(|p| {
+            std::fs::canonicalize(if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            })
+            .ok()
+        })
+        .zip(path.file_name())
+        .map(|(dir, name)| dir.join(name));
+    let wanted: Vec<&OsStr> = [
+        Some(path.as_os_str()),
+        canonical.as_deref().map(Path::as_os_str),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // Num RefCount Protocol Flags Type St Inode Path
+    Some(table.split(|&b| b == b'\n').skip(1).any(|line| {
+        let fields: Vec<&[u8]> = line
+            .split(|&b| b == b' ')
+            .filter(|f| !f.is_empty())
+            .collect();
+        let listening = fields
+            .get(3)
+            .and_then(|f| u32::from_str_radix(std::str::from_utf8(f).ok()?, 16).ok())
+            .is_some_and(|flags| flags & SO_ACCEPTCON != 0);
+        listening
+            && fields
+                .get(7)
+                .is_some_and(|p| wanted.iter().any(|w| w.as_bytes() == *p))
+    }))
+}
+
+/// Accepts the one connection; the listener closes when this returns.
+pub fn accept_one(listener: OwnedFd) -> Result<OwnedFd, SetupError> {
+    loop {
+        match rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) {
+            Err(Errno::INTR) => continue,
+            other => {
+                return other.map_err(|e| SetupError::from(("accepting QEMU's connection", e)));
+            }
+        }
+    }
+}

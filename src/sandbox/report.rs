@@ -1,0 +1,173 @@
+//! What protects the helper: one [`Report`], filled in by
+//! [`super::confine`] as each layer is applied, printed by
+//! `--sandbox-report` and summed up in the `sandbox:` start-up log line.
+
+use crate::privilege::KEPT;
+use crate::resolve::ResolverKind;
+use crate::syscalls::Features;
+use rustix::io::Errno;
+
+/// How one layer went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// In force, with details.
+    Active(String),
+    /// Not in force, by choice or because the kernel lacks it; a real run
+    /// goes on without it.
+    Inactive(String),
+    /// It failed, and a real run stops here; the text names the way past.
+    Fails(String),
+}
+
+impl Outcome {
+    fn text(&self) -> String {
+        match self {
+            Outcome::Active(t) | Outcome::Inactive(t) => t.clone(),
+            Outcome::Fails(t) => format!("FAILS: {t}"),
+        }
+    }
+
+    pub fn fails(&self) -> bool {
+        matches!(self, Outcome::Fails(_))
+    }
+}
+
+/// Every layer, as tried.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub resolver: Outcome,
+    /// Why openat2 cannot be used, if it cannot.
+    pub openat2_unavailable: Option<Errno>,
+    pub readonly: bool,
+    pub procfs: Outcome,
+    pub chroot: Outcome,
+    pub capabilities: Outcome,
+    pub missing_capabilities: Vec<String>,
+    pub landlock: Outcome,
+    pub seccomp: Outcome,
+    pub nofile: u64,
+    pub features: Features,
+}
+
+impl Report {
+    /// A report with what is known before confinement; every layer reads
+    /// "not tried" until [`super::confine`] gets to it.
+    pub fn before_confinement(
+        resolver: Result<ResolverKind, String>,
+        openat2_unavailable: Option<Errno>,
+        procfs: Result<(), String>,
+        readonly: bool,
+        features: Features,
+    ) -> Self {
+        let not_tried = || Outcome::Inactive("not tried".into());
+        Report {
+            resolver: match resolver {
+                Ok(kind) => Outcome::Active(kind.name().into()),
+                Err(e) => Outcome::Fails(e),
+            },
+            openat2_unavailable,
+            readonly,
+            procfs: match procfs {
+                Ok(()) => Outcome::Active("/proc/self/fd".into()),
+                Err(e) => Outcome::Fails(e),
+            },
+            chroot: not_tried(),
+            capabilities: not_tried(),
+            missing_capabilities: Vec::new(),
+            landlock: not_tried(),
+            seccomp: not_tried(),
+            nofile: 0,
+            features,
+        }
+    }
+
+    /// The capabilities of [`KEPT`] this process has (kept) and lacks.
+    pub fn capability_names(permitted: &caps::CapsHashSet) -> (Vec<String>, Vec<String>) {
+        let (kept, missing): (Vec<_>, Vec<_>) = KEPT.iter().partition(|c| permitted.contains(c));
+        let names = |v: Vec<&caps::Capability>| {
+            let mut names: Vec<String> = v.iter().map(|c| c.to_string()).collect();
+            names.sort();
+            names
+        };
+        (names(kept), names(missing))
+    }
+
+    /// The layers a real run would stop at.
+    pub fn failures(&self) -> Vec<&'static str> {
+        [
+            ("resolver", &self.resolver),
+            ("procfs", &self.procfs),
+            ("chroot", &self.chroot),
+            ("capabilities", &self.capabilities),
+            ("landlock", &self.landlock),
+            ("seccomp", &self.seccomp),
+        ]
+        .into_iter()
+        .filter(|(_, o)| o.fails())
+        .map(|(name, _)| name)
+        .collect()
+    }
+
+    fn features_text(&self) -> String {
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        let f = &self.features;
+        format!(
+            "close_range={} fchmodat2={} xattrat={} utimensat_empty_path={} O_EMPTYPATH={}",
+            yes_no(f.close_range),
+            yes_no(f.fchmodat2),
+            yes_no(f.xattrat),
+            yes_no(f.utimensat_empty_path),
+            yes_no(f.reopen_empty_path),
+        )
+    }
+
+    /// One line for the log.
+    pub fn summary(&self) -> String {
+        format!(
+            "chroot=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
+            self.chroot.text(),
+            self.resolver.text(),
+            if self.readonly { "on" } else { "off" },
+            self.landlock.text(),
+            self.seccomp.text(),
+            self.capabilities.text(),
+            self.nofile
+        )
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "chroot:        {}", self.chroot.text())?;
+        writeln!(f, "resolver:      {}", self.resolver.text())?;
+        writeln!(
+            f,
+            "readonly:      {}",
+            if self.readonly { "on" } else { "off" }
+        )?;
+        match self.openat2_unavailable {
+            None => writeln!(f, "openat2:       available")?,
+            Some(e) => writeln!(f, "openat2:       unavailable ({e})")?,
+        }
+        writeln!(f, "procfs:        {}", self.procfs.text())?;
+        writeln!(f, "landlock:      {}", self.landlock.text())?;
+        writeln!(f, "seccomp:       {}", self.seccomp.text())?;
+        writeln!(f, "capabilities:  {}", self.capabilities.text())?;
+        if !self.missing_capabilities.is_empty() {
+            writeln!(f, "missing:       {}", self.missing_capabilities.join(","))?;
+        }
+        writeln!(f, "nofile limit:  {}", self.nofile)?;
+        writeln!(f, "kernel:        {}", self.features_text())?;
+        match self.failures().as_slice() {
+            [] => writeln!(
+                f,
+                "result:        every layer above was applied in a throwaway process; a real run would start"
+            ),
+            failed => writeln!(
+                f,
+                "result:        a real run would fail at: {}",
+                failed.join(", ")
+            ),
+        }
+    }
+}

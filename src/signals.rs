@@ -1,0 +1,90 @@
+//! SIGINT and SIGTERM: logged, then the helper exits with status
+//! 128 + the signal number (130 and 143, as a shell reports them).
+//!
+//! The handler does everything itself, with async-signal-safe calls only: it
+//! writes a line rendered in advance, lets the socket-file janitor remove
+//! the socket file (see `crate::endpoint`) and waits for it, and calls
+//! `_exit`. Doing the work in the handler, rather than setting a flag for
+//! the loop, means no window in which a signal arrives just before a
+//! blocking `accept` or `recv` and is never acted on; and it needs no
+//! syscall beyond those the seccomp allow-list already has.
+
+use crate::logging::Prerendered;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
+use tracing::Level;
+
+/// The signals handled, with the exit status each leads to.
+pub const HANDLED: [(libc::c_int, &str, u8); 2] = [
+    (libc::SIGINT, "SIGINT", 128 + libc::SIGINT as u8),
+    (libc::SIGTERM, "SIGTERM", 128 + libc::SIGTERM as u8),
+];
+
+static LINES: OnceLock<[Prerendered; 2]> = OnceLock::new();
+/// The janitor's pipe (write end) and pid while it waits, or -1.
+static JANITOR_PIPE: AtomicI32 = AtomicI32::new(-1);
+static JANITOR_PID: AtomicI32 = AtomicI32::new(-1);
+
+/// Installs the handlers. Call it in the process that serves (after
+/// detaching): syslog lines carry its pid.
+pub fn install() -> Result<(), std::io::Error> {
+    let _ = LINES.set(HANDLED.map(|(_, name, status)| {
+        Prerendered::new(
+            Level::WARN,
+            &format!("received {name}; exiting with status {status}"),
+        )
+    }));
+    for (sig, _, _) in HANDLED {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask"
+        // value; the handler is an `extern "C" fn(c_int)` that only makes
+        // async-signal-safe calls.
+        let rc = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            // Block the other handled signal while one is handled.
+            for (other, _, _) in HANDLED {
+                libc::sigaddset(&mut action.sa_mask, other);
+            }
+            libc::sigaction(sig, &action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Tells the handler about the janitor: on a signal, it closes `pipe` (the
+/// janitor then removes the socket file) and waits for `pid` to exit.
+pub fn watch_janitor(pipe: libc::c_int, pid: libc::pid_t) {
+    JANITOR_PID.store(pid, Ordering::SeqCst);
+    JANITOR_PIPE.store(pipe, Ordering::SeqCst);
+}
+
+/// The janitor is done (or its pipe is about to be closed elsewhere).
+pub fn forget_janitor() {
+    JANITOR_PIPE.store(-1, Ordering::SeqCst);
+    JANITOR_PID.store(-1, Ordering::SeqCst);
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let index = HANDLED.iter().position(|&(s, _, _)| s == sig).unwrap_or(1);
+    if let Some(lines) = LINES.get() {
+        lines[index].emit();
+    }
+    let pipe = JANITOR_PIPE.swap(-1, Ordering::SeqCst);
+    let pid = JANITOR_PID.swap(-1, Ordering::SeqCst);
+    // SAFETY: close, wait4 and _exit are async-signal-safe; the pipe fd
+    // belongs to the janitor handle, which is never used again since the
+    // process exits here.
+    unsafe {
+        if pipe >= 0 {
+            libc::close(pipe);
+        }
+        if pid > 0 {
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        libc::_exit(i32::from(HANDLED[index].2));
+    }
+}
