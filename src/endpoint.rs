@@ -48,7 +48,7 @@ pub fn check_inherited(fd: i32) -> Result<(), String> {
     }
     match rustix::net::getpeername(sock) {
         Ok(_) => Ok(()),
-        Err(Errno::NOTCONN) => Err(format!("--fd {fd}: the socket is not connected; {hint}")),
+        Err(Errno::NOTCONN) => Err(format!("--fd {fd}: not connected; {hint}")),
         Err(e) => Err(format!("--fd {fd}: {e}")),
     }
 }
@@ -186,12 +186,8 @@ fn janitor_main(file: &SocketFile, pipe: OwnedFd) -> ! {
     let _ = caps::set(None, caps::CapSet::Effective, &keep);
     let _ = caps::set(None, caps::CapSet::Permitted, &keep);
     let mut byte = [0u8; 1];
-    loop {
-        match rustix::io::read(&pipe, &mut byte) {
-            Err(Errno::INTR) => continue,
-            _ => break,
-        }
-    }
+    // A byte (accepted) or EOF (the helper ended): either way, done.
+    while let Err(Errno::INTR) = rustix::io::read(&pipe, &mut byte) {}
     file.remove();
     // SAFETY: ends this forked child without running the parent's
     // destructors or atexit handlers.

@@ -228,7 +228,8 @@ pub fn init(target: LogTarget, level: Level) -> io::Result<()> {
 }
 
 /// A line prepared now, to be written later from a signal handler, where
-/// formatting and locks are not allowed.
+/// formatting and locks are not allowed. On stderr the handler stamps it
+/// with the time as the other lines are (see [`utc_timestamp`]).
 #[derive(Debug)]
 pub struct Prerendered {
     target: LogTarget,
@@ -243,20 +244,34 @@ impl Prerendered {
         let target = TARGET.get().copied().unwrap_or(LogTarget::Stderr);
         let line = sanitize_line(message.as_bytes());
         let bytes = match target {
-            LogTarget::Stderr => format!("{level:>5} {line}\n").into_bytes(),
+            LogTarget::Stderr => format!(" {level:>5} {line}\n").into_bytes(),
             LogTarget::Syslog => syslog_datagram(syslog_severity(level), &line).into_bytes(),
         };
         Prerendered { target, bytes }
     }
 
-    /// Writes the line with one raw syscall: async-signal-safe.
+    /// Writes the line with raw syscalls only: async-signal-safe.
     pub fn emit(&self) {
-        // SAFETY: write(2) and send(2) are async-signal-safe; the buffer is
-        // owned by self and outlives the call; errors are ignored on purpose.
+        // SAFETY: clock_gettime, write(2) and send(2) are async-signal-safe;
+        // the buffers live on the stack or in self for the whole call;
+        // errors are ignored on purpose.
         unsafe {
             match self.target {
                 LogTarget::Stderr => {
-                    libc::write(2, self.bytes.as_ptr().cast(), self.bytes.len());
+                    let mut now: libc::timespec = std::mem::zeroed();
+                    libc::clock_gettime(libc::CLOCK_REALTIME, &mut now);
+                    let stamp = utc_timestamp(now.tv_sec, now.tv_nsec / 1000);
+                    let parts = [
+                        libc::iovec {
+                            iov_base: stamp.as_ptr() as *mut libc::c_void,
+                            iov_len: stamp.len(),
+                        },
+                        libc::iovec {
+                            iov_base: self.bytes.as_ptr() as *mut libc::c_void,
+                            iov_len: self.bytes.len(),
+                        },
+                    ];
+                    libc::writev(2, parts.as_ptr(), 2);
                 }
                 LogTarget::Syslog => {
                     if let Some(sock) = SYSLOG.get() {
@@ -271,6 +286,38 @@ impl Prerendered {
             }
         }
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` for a Unix time, as the stderr lines
+/// start, computed without allocation or locks (days to civil date after
+/// H. Hinnant's algorithm), so a signal handler can use it.
+pub fn utc_timestamp(secs: i64, micros: i64) -> [u8; 27] {
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v.rem_euclid(10)) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3600);
+    put(14, 2, of_day % 3600 / 60);
+    put(17, 2, of_day % 60);
+    put(20, 6, micros);
+    out
 }
 
 #[cfg(test)]
@@ -289,6 +336,19 @@ mod tests {
             "é\\u{202e}x\\u{0085}"
         );
         assert_eq!(Escaped(b"a\0b\0").to_string(), "a\\x00b");
+    }
+
+    #[test]
+    fn timestamps_match_rfc3339() {
+        assert_eq!(&utc_timestamp(0, 0), b"1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            &utc_timestamp(951_782_400, 7),
+            b"2000-02-29T00:00:00.000007Z"
+        );
+        assert_eq!(
+            &utc_timestamp(1_795_830_405, 123_456),
+            b"2026-11-28T01:46:45.123456Z"
+        );
     }
 
     #[test]

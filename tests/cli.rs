@@ -83,9 +83,10 @@ fn fd_that_is_not_a_socket_is_named() {
     let d = dir.path().to_str().unwrap();
     let out = run(&["-n", "-p", d, "-f", "0"]);
     // stdin of a test is not a socket (/dev/null or a pipe).
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a bad --fd is a misuse");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--fd 0: not a socket"));
     let out = run(&["-n", "-p", d, "-f", "987"]);
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--fd 987: not an open file descriptor"));
 }
 
@@ -129,8 +130,12 @@ fn socket_mode_serves_one_connection() {
         "-g",
         "0",
     ]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(again.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        msg.contains("already exists and a process is listening on it"),
+        "{msg}"
+    );
 
     let stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
     let helper = Helper::adopt(child.id(), stream.into());

@@ -89,6 +89,8 @@ fn daemon_logs_to_syslog_and_exits_on_disconnect() {
     let stream = std::os::unix::net::UnixStream::connect(&sock_path).unwrap();
     let helper = Helper::adopt(0, stream.into());
     assert_eq!(helper.lstat("//f").unwrap().size, 1);
+    // A guest's path cannot forge a syslog entry either.
+    assert!(helper.lstat("../x\nFAKE-LINE forged\x1b[31m").is_err());
     drop(helper);
 
     let mut lines = Vec::new();
@@ -104,6 +106,16 @@ fn daemon_logs_to_syslog_and_exits_on_disconnect() {
         }
     }
     let all = lines.join("\n");
+    for line in &lines {
+        assert!(
+            !line.bytes().any(|b| b < 0x20 || b == 0x7f),
+            "one datagram, one line, no control bytes: {line:?}"
+        );
+    }
+    assert!(
+        all.contains(r"path=../x\nFAKE-LINE forged\x1b[31m"),
+        "the escape attempt is logged, escaped: {all}"
+    );
     assert!(
         all.contains("client disconnected"),
         "the daemon logged its exit: {all}"

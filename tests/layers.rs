@@ -132,6 +132,9 @@ fn sandbox_report_names_every_layer() {
         "seccomp:       log",
         "capabilities:  CAP_CHOWN",
         "nofile limit:  4096",
+        "procfs:        /proc/self/fd",
+        "kernel:        close_range=",
+        "result:        every layer above was applied in a throwaway process",
     ] {
         assert!(text.contains(line), "{line:?} in\n{text}");
     }
@@ -147,6 +150,70 @@ fn sandbox_report_names_every_layer() {
             && text.contains("seccomp:       kill"),
         "{text}"
     );
+}
+
+/// The report applies each layer for real in a throwaway process: a layer
+/// that would fail a real run shows as FAILS, names the way past it, and
+/// makes the report exit 1; the report itself changes nothing.
+#[test]
+fn sandbox_report_tries_each_layer_and_fails_where_a_real_run_would() {
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new();
+    let report =
+        |extra: &[&str], hook: Option<Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>>| {
+            let mut cmd = Command::new(our_binary());
+            cmd.arg("--sandbox-report")
+                .args(extra)
+                .arg("-p")
+                .arg(&s.export);
+            if let Some(mut hook) = hook {
+                // SAFETY: the hooks make only async-signal-safe calls.
+                unsafe { cmd.pre_exec(move || hook()) };
+            }
+            let out = cmd.output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+    let no_chroot_cap = || -> Option<Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>> {
+        Some(Box::new(|| {
+            // SAFETY: a plain prctl between fork and exec.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, 18 as libc::c_ulong, 0, 0, 0) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        }))
+    };
+    let (code, text) = report(&[], no_chroot_cap());
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("chroot:        FAILS: chroot into the export failed"),
+        "{text}"
+    );
+    assert!(text.contains("--no-chroot"), "{text}");
+    assert!(
+        text.contains("result:        a real run would fail at: chroot"),
+        "{text}"
+    );
+    let (code, text) = report(&["--no-chroot"], no_chroot_cap());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("chroot:        off (--no-chroot)"), "{text}");
+
+    // openat2 missing and required.
+    let (code, text) = report(&["--resolver", "openat2"], Some(enosys_filter(&[437])));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("resolver:      FAILS: openat2 is not available"),
+        "{text}"
+    );
+    assert!(text.contains("--resolver walker"), "{text}");
+    let (code, text) = report(&[], Some(enosys_filter(&[437])));
+    assert_eq!(code, Some(0), "auto falls back: {text}");
+    assert!(text.contains("resolver:      walker"), "{text}");
+
+    // Nothing changed in the export, and the trial process is gone.
+    assert!(std::fs::read_dir(&s.export).unwrap().next().is_none());
 }
 
 #[test]

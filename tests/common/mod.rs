@@ -313,6 +313,17 @@ impl Helper {
         .map(|p| WireStat::decode(&p).expect("stat payload"))
     }
 
+    /// T_LSTAT of a path that need not be UTF-8.
+    pub fn lstat_bytes(&self, path: &[u8]) -> Result<WireStat, i32> {
+        self.response(&Request::Lstat { path })
+            .map(|p| WireStat::decode(&p).expect("stat payload"))
+    }
+
+    /// Where the helper's stderr goes.
+    pub fn stderr_path(&self) -> &Path {
+        &self.stderr_path
+    }
+
     pub fn statfs(&self, path: &str) -> Result<WireStatFs, i32> {
         self.response(&Request::Statfs {
             path: path.as_bytes(),
