@@ -166,9 +166,9 @@ fn sandbox_report_tries_each_layer_and_fails_where_a_real_run_would() {
                 .args(extra)
                 .arg("-p")
                 .arg(&s.export);
-            if let Some(mut hook) = hook {
+            if let Some(hook) = hook {
                 // SAFETY: the hooks make only async-signal-safe calls.
-                unsafe { cmd.pre_exec(move || hook()) };
+                unsafe { cmd.pre_exec(hook) };
             }
             let out = cmd.output().unwrap();
             (
