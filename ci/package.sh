@@ -4,14 +4,17 @@
 # against /usr/bin/virtfs-proxy-helper), and removes it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
+# README's "Installing" commands, as written there (tests/readme.rs checks
+# that they stand here).
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+rm -f target/debian/*.deb   # one package for the glob below
 cargo deb --locked
 deb=$(ls -t target/debian/virtfs-proxy-helper_*.deb | head -n 1)
 echo "== package: $deb"
 dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Description\):/  &/p'
 dpkg-deb --contents "$deb" | awk '{print "  " $6}'
 trap 'dpkg -r virtfs-proxy-helper >/dev/null 2>&1 || true' EXIT
-dpkg -i "$deb"
+dpkg -i target/debian/virtfs-proxy-helper_*.deb
 dpkg -s qemu-system-common >/dev/null 2>&1 && echo "== installed beside qemu-system-common $(dpkg-query -W -f='${Version}' qemu-system-common)"
 command -v virtfs-proxy-helper
 virtfs-proxy-helper --version
@@ -29,3 +32,11 @@ if dpkg -s qemu-system-common >/dev/null 2>&1; then
   dpkg -V qemu-system-common
 fi
 echo "== package installed, tested and removed"
+
+# The other way README gives: cargo install, here into a scratch root so
+# the machine's ~/.cargo/bin is left alone.
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+CARGO_INSTALL_ROOT="$root" cargo install --path . --locked --quiet
+"$root/bin/virtfs-proxy-helper" --version
+echo "== cargo install --path . works"

@@ -70,12 +70,16 @@ impl From<LogLevel> for tracing::Level {
 #[command(group(ArgGroup::new("connection").multiple(false).args(["fd", "socket"])))]
 #[command(after_help = "\
 Examples:
-  QEMU connects to a socket file:
+  QEMU connects to a socket file (removed once QEMU has connected):
     virtfs-proxy-helper -p /srv/share -s /run/vph.sock -u 107 -g 107
     qemu-system-x86_64 ... -fsdev proxy,id=fs0,socket=/run/vph.sock \\
       -device virtio-9p-pci,fsdev=fs0,mount_tag=share
-  The caller made a socketpair and gives one end to each (as libvirt and LXD do):
-    virtfs-proxy-helper --nodaemon --fd 3 --path /srv/share")]
+  The caller made a socketpair and gives one end to the helper as fd 3, the
+  other to QEMU as sock_fd (as LXD up to 6.6 did):
+    virtfs-proxy-helper --nodaemon --fd 3 --path /srv/share
+
+Exit status: 0 clean disconnect, 1 set-up or runtime failure (reported before
+the command returns, in daemon mode too), 2 misuse, 130 SIGINT, 143 SIGTERM.")]
 pub struct Cli {
     /// Directory to export (must exist; a symlink is not accepted)
     #[arg(short = 'p', long = "path", value_name = "PATH")]
@@ -123,7 +127,8 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = SeccompChoice::Kill, value_name = "MODE")]
     pub seccomp: SeccompChoice,
 
-    /// Print which protection layers are active on this kernel and exit
+    /// Try every protection layer in a throwaway process, print what happened
+    /// and exit (1 if a real run would fail)
     #[arg(long)]
     pub sandbox_report: bool,
 

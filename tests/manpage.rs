@@ -9,7 +9,8 @@ use virtfs_proxy_helper::cli::Cli;
 
 /// Sections clap does not know about, in roff.
 const EXTRA: &str = r#".SH EXAMPLES
-QEMU connects to a socket file the helper creates for QEMU's uid and gid:
+QEMU connects to a socket file the helper creates for QEMU's uid and gid;
+the helper removes it once QEMU has connected:
 .PP
 .RS 4
 .nf
@@ -19,7 +20,8 @@ qemu\-system\-x86_64 ... \-fsdev proxy,id=fs0,socket=/run/vph.sock \e
 .fi
 .RE
 .PP
-The caller made a socketpair and gives one end to each, as libvirt and LXD do:
+The caller made a socketpair and gives one end to the helper as fd 3 and
+the other to QEMU as \fBsock_fd\fR (as LXD up to 6.6 did):
 .PP
 .RS 4
 .nf
@@ -28,7 +30,7 @@ qemu\-system\-x86_64 ... \-fsdev proxy,id=fs0,sock_fd=4 ...
 .fi
 .RE
 .PP
-A read\-only export, and what protects it on this kernel:
+A read\-only export, and what protects it on this machine:
 .PP
 .RS 4
 .nf
@@ -39,15 +41,37 @@ virtfs\-proxy\-helper \-\-sandbox\-report \-\-path /srv/share
 .PP
 In the guest: \fBmount \-t 9p \-o trans=virtio,version=9p2000.L share /mnt\fR
 .SH LOGGING
-Without \fB\-\-nodaemon\fR the helper detaches and logs to syslog, facility
-daemon, tagged \fBvirtfs\-proxy\-helper[PID]\fR (read them with
-\fBjournalctl \-t virtfs\-proxy\-helper\fR). With it, logs go to standard error.
-The start\-up lines \fBconfined\fR and \fBsandbox:\fR name the resolver, chroot,
+Without \fB\-\-nodaemon\fR the helper detaches once set\-up has succeeded and
+logs to syslog, facility daemon, tagged \fBvirtfs\-proxy\-helper[PID]\fR (read
+them with \fBjournalctl \-t virtfs\-proxy\-helper\fR). With it, logs go to
+standard error. In socket mode a line names the socket and says the helper
+waits for QEMU; on connect a line gives QEMU's pid, uid and gid. The
+start\-up lines \fBconfined\fR and \fBsandbox:\fR name the resolver, chroot,
 Landlock, seccomp and the capabilities kept. Refused escape attempts are
-warnings naming the request type and the path.
+warnings naming the request type and the path. Paths and names from the
+guest are written with control characters and invalid bytes escaped.
 .SH EXIT STATUS
-0 when QEMU disconnects cleanly or after \fB\-\-sandbox\-report\fR;
-1 when set\-up fails or the connection breaks; 2 for a misused command line.
+Every set\-up failure is reported before the command returns, in daemon
+mode too: the launching process waits for the detached helper to report.
+.TP
+0
+QEMU disconnected cleanly; \fB\-\-sandbox\-report\fR found every required
+layer working; \fB\-\-help\fR, \fB\-\-version\fR.
+.TP
+1
+Set\-up failed (export, socket file, procfs, chroot, capabilities,
+seccomp), the connection broke, or \fB\-\-sandbox\-report\fR found a layer
+a real run would fail at.
+.TP
+2
+The command line is misused, a bad \fB\-\-path\fR or \fB\-\-fd\fR value
+included.
+.TP
+130
+SIGINT was received (logged; the socket file is removed).
+.TP
+143
+SIGTERM was received (logged; the socket file is removed).
 .SH SECURITY
 Every path is resolved beneath a directory fd of the export held since
 start\-up, with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) or a
@@ -60,6 +84,65 @@ A mounted procfs is needed at start\-up.
 \fBqemu\-system\-x86_64\fR(1), \fBmount\fR(8)
 "#;
 
+/// The command with its generated arguments (help, version) in place.
+fn built() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd
+}
+
+/// roff for `-s`/`--long` with its value, e.g. `\fB\-f\fR \fIFD\fR`.
+fn option(arg: &clap::Arg) -> String {
+    let esc = |s: &str| s.replace('-', "\\-");
+    let name = match (arg.get_short(), arg.get_long()) {
+        (Some(s), _) => format!("\\fB\\-{s}\\fR"),
+        (None, Some(l)) => format!("\\fB\\-\\-{}\\fR", esc(l)),
+        (None, None) => String::new(),
+    };
+    match arg.get_value_names() {
+        Some(values) if arg.get_action().takes_values() => {
+            format!("{name} \\fI{}\\fR", values[0])
+        }
+        _ => name,
+    }
+}
+
+/// The synopsis, with every option's argument (clap_mangen leaves them
+/// out): the two ways to connect, and the report.
+fn synopsis(cmd: &clap::Command) -> String {
+    let arg = |id: &str| option(cmd.get_arguments().find(|a| a.get_id() == id).unwrap());
+    let fixed = [
+        "path",
+        "fd",
+        "socket",
+        "uid",
+        "gid",
+        "sandbox_report",
+        "help",
+        "version",
+    ];
+    let rest: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| !fixed.contains(&a.get_id().as_str()))
+        .map(|a| format!("[{}]", option(a)))
+        .collect();
+    let program = "\\fBvirtfs\\-proxy\\-helper\\fR";
+    format!(
+        ".SH SYNOPSIS\n{program} {} ({} | {} {} {}) {}\n.br\n{program} {} {} {}\n.br\n{program} {} | {}\n",
+        arg("path"),
+        arg("fd"),
+        arg("socket"),
+        arg("uid"),
+        arg("gid"),
+        rest.join(" "),
+        arg("sandbox_report"),
+        arg("path"),
+        rest.join(" "),
+        arg("help"),
+        arg("version"),
+    )
+}
+
 pub fn render() -> Vec<u8> {
     let man = clap_mangen::Man::new(Cli::command())
         .title("VIRTFS-PROXY-HELPER")
@@ -69,12 +152,30 @@ pub fn render() -> Vec<u8> {
     let mut out = Vec::new();
     man.render_title(&mut out).unwrap();
     man.render_name_section(&mut out).unwrap();
-    man.render_synopsis_section(&mut out).unwrap();
+    out.extend_from_slice(synopsis(&built()).as_bytes());
     man.render_description_section(&mut out).unwrap();
     man.render_options_section(&mut out).unwrap();
     out.extend_from_slice(EXTRA.as_bytes());
     man.render_version_section(&mut out).unwrap();
     out
+}
+
+#[test]
+fn the_synopsis_names_every_option_with_its_argument() {
+    let cmd = built();
+    let text = synopsis(&cmd);
+    for a in cmd.get_arguments() {
+        assert!(text.contains(&option(a)), "{:?} in {text}", a.get_id());
+    }
+    for value in [
+        "\\fIPATH\\fR",
+        "\\fIFD\\fR",
+        "\\fISOCKET\\fR",
+        "\\fIUID\\fR",
+        "\\fIGID\\fR",
+    ] {
+        assert!(text.contains(value), "{value} in {text}");
+    }
 }
 
 #[test]

@@ -154,7 +154,13 @@ impl<'a> Spawn<'a> {
         // which must be likewise) run between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(raw, 3) < 0 {
+                // dup2 onto itself would keep FD_CLOEXEC.
+                let rc = if raw == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(raw, 3)
+                };
+                if rc < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if let Some(h) = hook.as_mut() {
