@@ -128,11 +128,14 @@ fn ci_scripts() -> String {
 const WRAPPER: &str = r#"set -e
 stage=$1 lang=$2 runs=$3
 mount --make-rprivate /
-mount -t tmpfs tmpfs "$stage/newtmp"
-mkdir "$stage/newtmp/bin"
-cp "$VPH_BIN" "$stage/newtmp/bin/virtfs-proxy-helper"
-cp "$stage/example" "$stage/newtmp/example"
-mount --move "$stage/newtmp" /tmp
+# The stage and the binary may live under /tmp: keep them open across the
+# mount that hides it.
+exec 8<"$stage" 9<"$VPH_BIN"
+mount -t tmpfs tmpfs /tmp
+mkdir /tmp/bin
+cp /proc/self/fd/9 /tmp/bin/virtfs-proxy-helper
+cp /proc/self/fd/8/example /tmp/example
+exec 8<&- 9<&-
 cd /tmp
 export PATH="/tmp/bin:$PATH"
 cargo() {
@@ -165,7 +168,6 @@ struct Running {
 impl Running {
     fn start(ex: &Example, runs: u32) -> Self {
         let stage = tempfile::tempdir().unwrap();
-        std::fs::create_dir(stage.path().join("newtmp")).unwrap();
         std::fs::write(stage.path().join("example"), &ex.code).unwrap();
         std::fs::write(stage.path().join("wrapper.sh"), WRAPPER).unwrap();
         let log = stage.path().join("log");
