@@ -114,7 +114,13 @@ fn socket_mode_serves_one_connection() {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let m = std::fs::symlink_metadata(&sock).unwrap();
+    // The file appears at bind(2) and is chowned right after: wait for the
+    // owner (the log's "waiting for QEMU" line comes after both).
+    let mut m = std::fs::symlink_metadata(&sock).unwrap();
+    while (m.uid(), m.gid()) != (uid, gid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        m = std::fs::symlink_metadata(&sock).unwrap();
+    }
     assert!(m.file_type().is_socket());
     assert_eq!((m.uid(), m.gid()), (uid, gid));
     assert_eq!(m.permissions().mode() & 0o007, 0, "no access for others");

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The kernel matrix: boots a Debian guest kernel for each series under QEMU
+# (KVM where a probe boot reaches init, TCG otherwise) and runs the helper's
+# integration suite inside it, as root and unprivileged in a user namespace,
+# with the exports on ext4.
+#
+#   bash ci/kernels.sh              # all: 5.10 6.1 6.12 7.2 7.3
+#   bash ci/kernels.sh 5.10 7.3     # some
+#
+# Kernels come from Debian's archive (bullseye, bookworm, trixie, sid,
+# experimental) through a private apt configuration in /var/cache/vph-kernels
+# (the host's own apt sources are read, never changed), and stay cached there.
+# The last line is "N passed, M failed" over all kernels run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+  echo "kernels: needs root (QEMU shares the host's root with the guest)" >&2
+  exit 1
+fi
+bash ci/install-deps.sh
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+command -v depmod >/dev/null || need+=(kmod)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v zstd >/dev/null || need+=(zstd)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+cargo build --locked --quiet
+list=$(mktemp /tmp/vph-kernels-list.XXXXXX)
+trap 'rm -f "$list"' EXIT
+cargo test --locked --tests --no-run --message-format=json 2>/dev/null \
+  | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])
+' > "$list"
+chmod a+r "$list"
+python3 ci/kernels/run.py --list "$list" --helper "$PWD/target/debug/virtfs-proxy-helper" \
+  --json /var/cache/vph-kernels/results.json "$@"

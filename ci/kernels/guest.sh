@@ -1,0 +1,59 @@
+#!/bin/bash
+# Runs inside a guest of ci/kernels/run.py, as PID 1, on the host's root
+# (read-only over 9p): prints the kernel, the helper's --sandbox-report,
+# then runs every test binary as root and again as an unprivileged user in
+# a user namespace, as ci/test.sh does on the host, with the tests' exports
+# on an ext4 disk. Ends with GUEST-DONE and powers off.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/tmp LANG=C.UTF-8 RUST_BACKTRACE=0
+arg() { sed -n "s/.* vph\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+tree=$(arg tree) list=$(arg list) helper=$(arg helper) series=$(arg series)
+finish() { echo GUEST-DONE; sync; echo o > /proc/sysrq-trigger; sleep 10; }
+trap finish EXIT
+
+echo "GUEST-KERNEL $(uname -r) ($(uname -v))"
+# The guest kernel's modules, unpacked on the host (with modules.dep).
+for m in virtio_blk ext4 crc32c_generic crc32c_intel; do modprobe -q -d "$tree" "$m"; done
+if ! mount -t ext4 /dev/vda /mnt; then
+    echo "BINARY-FAILED mounting the ext4 scratch disk"
+    exit 1
+fi
+mkdir -p /mnt/tmp /mnt/export && chmod 1777 /mnt/tmp
+export TMPDIR=/mnt/tmp
+echo "scratch: $(stat -f -c %T /mnt) on /dev/vda"
+
+echo REPORT-BEGIN
+"$helper" --sandbox-report --path /mnt/export
+echo "exit status:  $?"
+echo REPORT-END
+
+# Needs QEMU inside the guest: run on the host only.
+skip_args=(--skip every_readme_example_runs_as_written)
+echo "SKIPPED every_readme_example_runs_as_written: starts QEMU itself; it runs on the host, not inside a guest"
+
+run_pass() {
+    local label=$1; shift
+    local start=$SECONDS
+    echo "== $label"
+    while read -r exe; do
+        echo "-- $(basename "$exe")"
+        if ! "$@" "$exe" --test-threads=2 --color never "${skip_args[@]}"; then
+            echo "BINARY-FAILED $(basename "$exe") ($label)"
+        fi
+    done < "$list"
+    echo "PASS-SECONDS $label $((SECONDS - start))"
+}
+
+run_pass root env
+# The unprivileged pass: copies of the binaries, uid 65534, root of a new
+# user namespace.
+stage=/mnt/unpriv
+mkdir -p "$stage"
+cp "$helper" "$stage/virtfs-proxy-helper"
+while read -r exe; do cp "$exe" "$stage/"; done < "$list"
+sed "s#.*/#$stage/#" "$list" > /tmp/unpriv-list
+chmod -R a+rX "$stage"; chmod 1777 "$stage"
+list=/tmp/unpriv-list
+cd "$stage"
+run_pass unprivileged setpriv --reuid=65534 --regid=65534 --clear-groups \
+    env HOME="$stage" TMPDIR="$stage" VPH_BIN="$stage/virtfs-proxy-helper" unshare -Ur

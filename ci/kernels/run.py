@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""The kernel matrix: the helper's own integration suite, run as root inside
+a guest booted with each Debian kernel series, under QEMU.
+
+Usage (as root; ci/kernels.sh installs what it needs, builds, and calls this):
+  run.py --cache DIR --list FILE --helper PATH [--accel auto|kvm|tcg]
+         [--timeout S] [--json OUT] [SERIES ...]
+
+SERIES are 5.10 (bullseye), 6.1 (bookworm), 6.12 (trixie), 7.2 (sid) and
+7.3 (experimental); none means all. Kernels come from Debian's archive
+through a private apt configuration under --cache (the host's own sources
+are only read, for the archive's address and keyring), unpacked, never
+installed.
+
+The guest's root is the host's root, shared read-only over virtio-9p, so
+the test binaries built on the host run there unchanged; their exports live
+on an ext4 image attached as a virtio disk. The guest runs guest.sh: the
+sandbox report, then every test binary as root and again as an unprivileged
+user inside a user namespace, as ci/test.sh does on the host.
+
+Prints the exact kernel version, the guest's report and counts per kernel,
+a table, and last "N passed, M failed" over all kernels; exits non-zero when
+anything failed or a guest did not finish.
+"""
+import argparse, glob, json, lzma, os, re, shutil, subprocess, sys, tempfile, time
+
+SERIES = {"5.10": "bullseye", "6.1": "bookworm", "6.12": "trixie", "7.2": "sid",
+          "7.3": "experimental"}
+HERE = os.path.dirname(os.path.abspath(__file__))
+INITRAMFS_MODULES = ["virtio_pci", "9pnet_virtio", "9p"]
+
+
+# ---- Debian's archive, through a private apt configuration ----
+
+def host_archive():
+    """The address and keyring of the host's Debian archive entry, read from
+    its apt sources (deb822 or one-line), so that nothing here names a host."""
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in open(path).read().split("\n\n"):
+            fields = {}
+            for line in stanza.splitlines():
+                if ":" in line and not line.startswith("#"):
+                    k, v = line.split(":", 1)
+                    fields[k.strip().lower()] = v.strip()
+            suites = fields.get("suites", "").split()
+            if "main" in fields.get("components", "").split() and any(
+                    s.isalpha() for s in suites) and "security" not in fields.get("uris", ""):
+                return fields["uris"].split()[0], fields.get("signed-by",
+                    "/usr/share/keyrings/debian-archive-keyring.gpg")
+    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        if not os.path.exists(path):
+            continue
+        for line in open(path):
+            m = re.match(r"deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+([a-z]+)\s+.*\bmain\b", line)
+            if m and "security" not in m.group(1):
+                return m.group(1), "/usr/share/keyrings/debian-archive-keyring.gpg"
+    sys.exit("kernels: no Debian archive in the host's apt sources")
+
+
+class Apt:
+    def __init__(self, root):
+        self.root = root
+        for d in ["lists/partial", "cache/archives/partial", "etc/preferences.d", "debs"]:
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+        uri, keyring = host_archive()
+        with open(os.path.join(root, "etc/sources.list"), "w") as f:
+            for suite in SERIES.values():
+                f.write(f"deb [arch=amd64 signed-by={keyring}] {uri} {suite} main\n")
+        self.opts = [
+            "-o", f"Dir::Etc::SourceList={root}/etc/sources.list",
+            "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", f"Dir::Etc::PreferencesParts={root}/etc/preferences.d",
+            "-o", "Dir::Etc::Preferences=/dev/null",
+            "-o", f"Dir::State::Lists={root}/lists",
+            "-o", f"Dir::Cache={root}/cache",
+            "-o", "Dir::State::Status=/dev/null",
+            "-o", "APT::Sandbox::User=root",
+            "-o", "Debug::NoLocking=1",
+        ]
+        self.updated = False
+
+    def update(self):
+        if not self.updated:
+            subprocess.run(["apt-get", *self.opts, "-qq", "update"], check=True)
+            self.updated = True
+
+    def show(self, spec):
+        out = subprocess.run(["apt-cache", *self.opts, "show", spec], capture_output=True,
+                             text=True)
+        if out.returncode != 0 or not out.stdout.strip():
+            return None
+        fields = {}
+        for line in out.stdout.split("\n\n")[0].splitlines():
+            if ":" in line and not line.startswith(" "):
+                k, v = line.split(":", 1)
+                fields[k] = v.strip()
+        return fields
+
+    def kernel_packages(self, suite):
+        """The packages that make up linux-image-amd64 in `suite`: the image,
+        and from 7.x on the separate binary and modules packages."""
+        top = self.show(f"linux-image-amd64/{suite}")
+        if top is None:
+            self.update()
+            top = self.show(f"linux-image-amd64/{suite}")
+        if top is None:
+            sys.exit(f"kernels: no linux-image-amd64 in {suite}")
+        wanted, todo = {}, [top]
+        while todo:
+            fields = todo.pop()
+            for dep in fields.get("Depends", "").split(","):
+                m = re.match(r"\s*(linux-(?:image|binary|modules)-[^\s|]+)\s*\(=\s*([^)]+)\)", dep)
+                if m and m.group(1) not in wanted:
+                    wanted[m.group(1)] = m.group(2).strip()
+                    sub = self.show(f"{m.group(1)}={m.group(2).strip()}")
+                    if sub:
+                        todo.append(sub)
+        return top["Version"], wanted
+
+    def download(self, name, version):
+        debs = os.path.join(self.root, "debs")
+        have = glob.glob(os.path.join(debs, f"{name}_*.deb"))
+        if have:
+            return have[0]
+        subprocess.run(["apt-get", *self.opts, "-qq", "download", f"{name}={version}"],
+                       cwd=debs, check=True)
+        return glob.glob(os.path.join(debs, f"{name}_*.deb"))[0]
+
+
+def fetch_kernel(apt, cache, series):
+    """Unpacks the kernel of `series` into cache/SERIES (once) and runs
+    depmod there; returns (tree, modules dir, release, vmlinuz, package
+    version)."""
+    tree = os.path.join(cache, series)
+    stamp = os.path.join(tree, ".complete")
+    if not os.path.exists(stamp):
+        shutil.rmtree(tree, ignore_errors=True)
+        os.makedirs(tree)
+        version, packages = apt.kernel_packages(SERIES[series])
+        for name, v in sorted(packages.items()):
+            deb = apt.download(name, v)
+            subprocess.run(["dpkg-deb", "-x", deb, tree], check=True)
+        with open(stamp, "w") as f:
+            f.write(version + "\n")
+    version = open(stamp).read().strip()
+    modules, release, vmlinuz = kernel_layout(tree)
+    # modprobe -d TREE (in the guest) and depmod -b TREE look in
+    # TREE/lib/modules, where 7.x packages have usr/lib/modules.
+    if not os.path.exists(os.path.join(tree, "lib/modules")):
+        os.makedirs(os.path.join(tree, "lib"), exist_ok=True)
+        os.symlink("../usr/lib/modules", os.path.join(tree, "lib/modules"))
+    if not os.path.exists(os.path.join(modules, release, "modules.dep")):
+        subprocess.run(["depmod", "-b", tree, release], check=True, stderr=subprocess.DEVNULL)
+    return tree, modules, release, vmlinuz, version
+
+
+def kernel_layout(tree):
+    """(the lib/modules directory, the release, the vmlinuz path): up to 6.x
+    in /lib/modules and /boot, from 7.x in /usr/lib/modules/RELEASE."""
+    for modules in [os.path.join(tree, "lib/modules"), os.path.join(tree, "usr/lib/modules")]:
+        if not os.path.isdir(modules):
+            continue
+        for release in sorted(os.listdir(modules), reverse=True):
+            for vmlinuz in [os.path.join(tree, "boot", f"vmlinuz-{release}"),
+                            os.path.join(modules, release, "vmlinuz")]:
+                if os.path.exists(vmlinuz):
+                    return modules, release, vmlinuz
+    sys.exit(f"kernels: no vmlinuz and modules in {tree}")
+
+
+# ---- the guest ----
+
+def read_module(path):
+    """A module's bytes, decompressed (busybox insmod takes plain ELF)."""
+    data = open(path, "rb").read()
+    if path.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.endswith(".zst"):
+        return subprocess.run(["zstd", "-dc", path], capture_output=True, check=True).stdout
+    if path.endswith(".gz"):
+        import gzip
+        return gzip.decompress(data)
+    return data
+
+
+def module_order(modules, release, names):
+    """`names` with their dependencies, dependencies first, from modules.dep;
+    names built into the kernel are skipped."""
+    base = os.path.join(modules, release)
+    deps = {}
+    for line in open(os.path.join(base, "modules.dep")):
+        target, _, rest = line.partition(":")
+        deps[target.strip()] = rest.split()
+    by_name = {re.sub(r"\.ko(\..*)?$", "", os.path.basename(p)).replace("-", "_"): p
+               for p in deps}
+    order = []
+    def visit(path):
+        for d in deps.get(path, []):
+            visit(d)
+        if path not in order:
+            order.append(path)
+    for name in names:
+        if name in by_name:
+            visit(by_name[name])
+    return [(re.sub(r"\.ko(\..*)?$", "", os.path.basename(p)), os.path.join(base, p))
+            for p in order]
+
+
+def build_initramfs(work, modules, release):
+    root = os.path.join(work, "initramfs")
+    shutil.rmtree(root, ignore_errors=True)
+    for d in ["bin", "proc", "sys", "dev", "host", "modules"]:
+        os.makedirs(os.path.join(root, d))
+    shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
+    shutil.copy(os.path.join(HERE, "init"), os.path.join(root, "init"))
+    os.chmod(os.path.join(root, "init"), 0o755)
+    names = []
+    for name, path in module_order(modules, release, INITRAMFS_MODULES):
+        with open(os.path.join(root, "modules", name + ".ko"), "wb") as f:
+            f.write(read_module(path))
+        names.append(name)
+    with open(os.path.join(root, "modules/order"), "w") as f:
+        f.write("\n".join(names) + "\n")
+    image = os.path.join(work, "initramfs.cpio.gz")
+    files = subprocess.run(["find", "."], cwd=root, check=True, capture_output=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files,
+                          check=True, capture_output=True).stdout
+    with open(image, "wb") as f:
+        f.write(subprocess.run(["gzip", "-1"], input=cpio, check=True,
+                               capture_output=True).stdout)
+    return image
+
+
+def make_disk(path, size_mib=2048):
+    with open(path, "wb") as f:
+        f.truncate(size_mib << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "vph-scratch", path], check=True)
+
+
+def qemu_command(kernel, initrd, accel, append, disk=None, smp=2):
+    cmd = ["qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-m", "2048",
+           "-smp", str(smp), "-cpu", "max" if accel == "tcg" else "host",
+           "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+           "-kernel", kernel, "-initrd", initrd,
+           "-append", f"console=ttyS0 panic=-1 quiet loglevel=3 {append}"]
+    if disk:
+        cmd += ["-virtfs", "local,path=/,mount_tag=hostroot,security_model=passthrough,"
+                           "readonly=on,multidevs=remap,id=hostroot",
+                "-drive", f"file={disk},format=raw,if=virtio,cache=unsafe"]
+    return cmd
+
+
+def run_bounded(cmd, timeout, log=None, until=None):
+    """Runs QEMU, echoing the guest console to `log`; kills it at the
+    deadline or once `until` appears. Returns (console, finished in time)."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    os.set_blocking(p.stdout.fileno(), False)
+    out, deadline, in_time, pending = b"", time.monotonic() + timeout, False, b""
+    while True:
+        try:
+            chunk = p.stdout.read()
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            out += chunk
+            if log:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    log.write(line.decode(errors="replace").rstrip("\r") + "\n")
+                log.flush()
+            if until and until.encode() in out:
+                in_time = True
+        if p.poll() is not None:
+            out += p.stdout.read() or b""
+            in_time = in_time or until is None
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            break
+        time.sleep(0.05)
+    p.wait()
+    return out.decode(errors="replace"), in_time
+
+
+def choose_accel(kernel, initrd, wanted):
+    if wanted != "auto":
+        return wanted
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    # These machines may expose a /dev/kvm that cannot boot a stock kernel:
+    # use KVM only if a short probe boot really reaches the guest's init.
+    console, ok = run_bounded(qemu_command(kernel, initrd, "kvm", "vph.probe", smp=1), 30,
+                              until="PROBE-REACHED-INIT")
+    return "kvm" if ok and "PROBE-REACHED-INIT" in console else "tcg"
+
+
+# ---- results ----
+
+def parse(console):
+    """Counts and facts from a guest's console."""
+    r = {"passed": 0, "failed": 0, "ignored": 0, "skipped": [], "failures": [],
+         "report": {}, "done": "GUEST-DONE" in console, "binaries_failed": []}
+    in_report = False
+    for raw in console.splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", raw.rstrip("\r"))
+        m = re.search(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", line)
+        if m:
+            r["passed"] += int(m.group(1))
+            r["failed"] += int(m.group(2))
+            r["ignored"] += int(m.group(3))
+        if line.startswith("SKIPPED "):
+            r["skipped"].append(line[len("SKIPPED "):])
+        m = re.match(r"test (\S+) \.\.\. FAILED", line)
+        if m:
+            r["failures"].append(m.group(1))
+        m = re.match(r"BINARY-FAILED (.*)", line)
+        if m:
+            r["binaries_failed"].append(m.group(1))
+        m = re.match(r"GUEST-KERNEL (.*)", line)
+        if m:
+            r["kernel"] = m.group(1)
+        if line.startswith("REPORT-BEGIN"):
+            in_report = True
+            continue
+        if line.startswith("REPORT-END"):
+            in_report = False
+            continue
+        if in_report and ":" in line:
+            k, v = line.split(":", 1)
+            r["report"][k.strip()] = v.strip()
+        m = re.match(r"PASS-SECONDS (\S+) (\d+)", line)
+        if m:
+            r.setdefault("seconds", {})[m.group(1)] = int(m.group(2))
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("series", nargs="*", help="kernel series (default: all)")
+    ap.add_argument("--cache", default="/var/cache/vph-kernels")
+    ap.add_argument("--list", required=True, help="file with the test binaries to run")
+    ap.add_argument("--helper", required=True, help="the helper binary the tests use")
+    ap.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    ap.add_argument("--timeout", type=int, default=2400, help="seconds per guest")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--guest-args", default="", help="extra words for guest.sh (bench)")
+    args = ap.parse_args()
+    series = args.series or list(SERIES)
+    for s in series:
+        if s not in SERIES:
+            sys.exit(f"kernels: unknown series {s}; known: {' '.join(SERIES)}")
+    os.makedirs(args.cache, exist_ok=True)
+    apt = Apt(os.path.join(args.cache, "apt"))
+    results, total_passed, total_failed = {}, 0, 0
+    for s in series:
+        started = time.monotonic()
+        tree, modules, release, kernel, version = fetch_kernel(apt, args.cache, s)
+        print(f"\n=== {s} ({SERIES[s]}): linux-image-amd64 {version}, kernel {release}",
+              flush=True)
+        work = tempfile.mkdtemp(prefix=f"vph-kernel-{s}-", dir=args.cache)
+        try:
+            initrd = build_initramfs(work, modules, release)
+            accel = choose_accel(kernel, initrd, args.accel)
+            # The guest's /tmp is its own: hand the list over in the cache.
+            shutil.copy(args.list, os.path.join(work, "list"))
+            os.chmod(os.path.join(work, "list"), 0o644)
+            disk = os.path.join(work, "scratch.img")
+            make_disk(disk)
+            append = (f"vph.run={work} vph.tree={tree} vph.list={work}/list "
+                      f"vph.helper={args.helper} vph.script={HERE}/guest.sh "
+                      f"vph.series={s} {args.guest_args}")
+            log_path = os.path.join(args.cache, f"console-{s}.log")
+            print(f"accelerator: {accel}; console log: {log_path}", flush=True)
+            with open(log_path, "w") as log:
+                console, finished = run_bounded(
+                    qemu_command(kernel, initrd, accel, append, disk), args.timeout, log,
+                    until="GUEST-DONE")
+            r = parse(console)
+            r.update(series=s, suite=SERIES[s], package=version, release=release,
+                     accel=accel, seconds_total=round(time.monotonic() - started))
+            if r["done"] and not r["passed"]:
+                r["failures"].append("no test ran")
+                r["failed"] += 1
+            if not r["done"]:
+                r["failed"] += 1
+                r["failures"].append("the guest did not finish" +
+                                     ("" if finished else f" within {args.timeout} s"))
+                print(console[-3000:])
+            results[s] = r
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"guest kernel: {r.get('kernel', '?')}")
+        for k, v in r["report"].items():
+            print(f"  {k + ':':14} {v}")
+        for sk in r["skipped"]:
+            print(f"  skipped: {sk}")
+        for f in r["failures"] + [f"binary {b}" for b in r["binaries_failed"]]:
+            print(f"  FAILED: {f}")
+        print(f"{s}: {r['passed']} passed, {r['failed']} failed, {len(r['skipped'])} skipped "
+              f"({r['seconds_total']} s, {accel})", flush=True)
+        total_passed += r["passed"]
+        total_failed += r["failed"] + len(r["binaries_failed"])
+    print("\n| series | kernel | passed | failed | skipped | seconds |")
+    print("|---|---|---|---|---|---|")
+    for s, r in results.items():
+        print(f"| {s} | {r.get('kernel', r['release'])} | {r['passed']} | {r['failed']} | "
+              f"{len(r['skipped'])} | {r['seconds_total']} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    print(f"\n{total_passed} passed, {total_failed} failed")
+    sys.exit(1 if total_failed or not total_passed else 0)
+
+
+if __name__ == "__main__":
+    main()
