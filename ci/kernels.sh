@@ -6,6 +6,8 @@
 #
 #   bash ci/kernels.sh              # all: 5.10 6.1 6.12 7.2 7.3
 #   bash ci/kernels.sh 5.10 7.3     # some
+#   bash ci/kernels.sh --bench 7.2  # the latency benchmark and syscall
+#                                   # counts inside the guest, no tests
 #
 # Kernels come from Debian's archive (bullseye, bookworm, trixie, sid,
 # experimental) through a private apt configuration in /var/cache/vph-kernels
@@ -25,10 +27,26 @@ command -v cpio >/dev/null || need+=(cpio)
 command -v depmod >/dev/null || need+=(kmod)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v zstd >/dev/null || need+=(zstd)
+command -v strace >/dev/null || need+=(strace)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+guest_args=()
+if [ "${1:-}" = --bench ]; then
+  shift
+  bench=$(cargo bench --locked --bench latency --no-run --message-format=json 2>/dev/null \
+    | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "latency":
+        print(m["executable"])
+')
+  guest_args=(--guest-args "vph.bench=$bench vph.iters=${VPH_BENCH_ITERS:-5000}")
+  [ $# -gt 0 ] || set -- 7.2
 fi
 
 cargo build --locked --quiet
@@ -44,4 +62,4 @@ for line in sys.stdin:
 ' > "$list"
 chmod a+r "$list"
 python3 ci/kernels/run.py --list "$list" --helper "$PWD/target/debug/virtfs-proxy-helper" \
-  --json /var/cache/vph-kernels/results.json "$@"
+  --json /var/cache/vph-kernels/results.json "${guest_args[@]}" "$@"

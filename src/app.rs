@@ -135,24 +135,33 @@ struct Prepared {
 /// time) and probes the kernel. Failures are recorded in the report, for
 /// [`sandbox::confine`] to stop at or to show.
 fn prepare(cli: &Cli, root: BorrowedFd<'_>) -> Prepared {
-    let proc = ProcSelfFd::open().map_err(|e| {
-        format!(
-            "opening /proc/self/fd ({e}): a mounted procfs is needed to reopen resolved files; \
-             mount one (mount -t proc proc /proc)"
-        )
-    });
+    let features = crate::syscalls::Features::probe(root);
+    let (proc, procfs) = if features.procfs_free() {
+        let why = "not needed: O_EMPTYPATH, fchmodat2 and the *xattrat calls serve every request";
+        (None, sandbox::Outcome::Inactive(why.into()))
+    } else {
+        match ProcSelfFd::open() {
+            Ok(proc) => (Some(proc), sandbox::Outcome::Active("/proc/self/fd".into())),
+            Err(e) => (
+                None,
+                sandbox::Outcome::Fails(format!(
+                    "opening /proc/self/fd ({e}): a mounted procfs is needed to reopen \
+                     resolved files on this kernel; mount one (mount -t proc proc /proc)"
+                )),
+            ),
+        }
+    };
     let openat2 = probe_openat2(root);
     let resolver = choose_resolver(cli.resolver, openat2);
-    let features = crate::syscalls::Features::probe(root);
     let report = Report::before_confinement(
         resolver.clone(),
         openat2.err(),
-        proc.as_ref().map(drop).map_err(Clone::clone),
+        procfs,
         cli.readonly,
         features,
     );
     Prepared {
-        proc: proc.ok(),
+        proc,
         resolver: resolver.ok(),
         getversion: has_generation_numbers(root),
         report,
@@ -286,14 +295,14 @@ fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Expo
         prepared.report,
         OnFailure::Stop,
     )?;
-    // confine() stopped at a missing resolver, procfs or capability set.
-    let (Some(proc), Some(resolver), Some(privileges)) =
-        (prepared.proc, prepared.resolver, confined.privileges)
-    else {
+    // confine() stopped at a missing resolver or capability set, and at a
+    // missing procfs where the kernel needs it.
+    let (Some(resolver), Some(privileges)) = (prepared.resolver, confined.privileges) else {
         return Err(SetupError(
-            "set-up left no resolver, procfs or capability set".into(),
+            "set-up left no resolver or capability set".into(),
         ));
     };
+    let proc = prepared.proc;
     let report = confined.report;
     if cli.no_chroot {
         warn!(
@@ -313,8 +322,13 @@ fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Expo
         utimensat_empty_path = features.utimensat_empty_path,
         close_range = features.close_range,
         reopen_empty_path = features.reopen_empty_path,
+        openat2_regular = features.openat2_regular,
+        procfs = proc.is_some(),
         "confined"
     );
+    if proc.is_none() {
+        info!("procfs: not used; this kernel has O_EMPTYPATH, fchmodat2 and the *xattrat calls");
+    }
     info!("sandbox: {}", report.summary());
     let export = Export {
         root,

@@ -27,7 +27,9 @@ pub struct Export {
     /// The export root, opened `O_RDONLY | O_DIRECTORY` before chroot.
     pub root: OwnedFd,
     pub resolver: Resolver,
-    pub proc: ProcSelfFd,
+    /// `/proc/self/fd`, where the kernel lacks a syscall that spares it
+    /// (None: `Features::procfs_free`).
+    pub proc: Option<ProcSelfFd>,
     pub privileges: Privileges,
     /// Whether the export's filesystem answers FS_IOC_GETVERSION.
     pub getversion: bool,
@@ -170,6 +172,22 @@ impl Export {
             .open_directory(self.root.as_fd(), path, flags, &self.deferred)
     }
 
+    /// Opens `raw` with `flags` in one confined `openat2` if it names a
+    /// regular file (`OPENAT2_REGULAR`); EFTYPE, with nothing opened, for
+    /// anything else. None where the kernel lacks the flag or the walker
+    /// resolves: the caller then checks the type on an `O_PATH` fd.
+    pub fn open_regular(&self, raw: &[u8], flags: OFlags) -> Option<OpResult<OwnedFd>> {
+        if !self.features.openat2_regular {
+            return None;
+        }
+        let path = match ClientPath::parse(raw) {
+            Ok(path) => path,
+            Err(e) => return Some(Err(e)),
+        };
+        self.resolver
+            .open_regular(self.root.as_fd(), path, flags, &self.deferred)
+    }
+
     /// The object `raw` names, not following a final symlink (a trailing
     /// slash follows it and requires a directory, as the kernel's lookup).
     pub fn object<'a>(&'a self, raw: &'a [u8]) -> OpResult<Object<'a>> {
@@ -241,9 +259,18 @@ impl Export {
         if self.features.reopen_empty_path {
             return crate::syscalls::reopen_empty_path(opath, flags).ctx("reopen O_EMPTYPATH");
         }
-        self.proc
+        self.procfs()?
             .reopen(opath, flags)
             .ctx("reopen through /proc/self/fd")
+    }
+
+    /// `/proc/self/fd`; only reached where a newer syscall is missing, and
+    /// then it was opened at start-up.
+    pub fn procfs(&self) -> OpResult<&ProcSelfFd> {
+        self.proc.as_ref().ok_or(crate::error::OpError::new(
+            rustix::io::Errno::NOSYS,
+            "no procfs",
+        ))
     }
 
     /// A real (not `O_PATH`) read-only fd on a directory the resolver

@@ -11,9 +11,11 @@
 //!   inode an `O_PATH` fd holds, without looking its name up again;
 //! - `close_range` (Linux 5.9): closing a batch of fds in one call
 //!   ([`crate::deferred_close`]);
-//! - `openat(fd, "", flags | O_EMPTYPATH)` (merged in 2026, after Linux
-//!   6.18): reopening the inode an `O_PATH` fd holds without going through
-//!   `/proc/self/fd`.
+//! - `openat(fd, "", flags | O_EMPTYPATH)` (Linux 7.2): reopening the inode
+//!   an `O_PATH` fd holds without going through `/proc/self/fd`;
+//! - `openat2` with `OPENAT2_REGULAR` (Linux 7.2): an open that fails with
+//!   EFTYPE, before opening anything, unless the object is a regular file;
+//!   T_OPEN of a file becomes one syscall.
 //!
 //! Each cuts a lookup or a syscall from a request: a procfs lookup (about
 //! 0.7 µs here) from every T_CHMOD and xattr request, a second lookup of the
@@ -61,6 +63,8 @@ pub struct Features {
     pub close_range: bool,
     /// `openat` takes `O_EMPTYPATH`, proven by reopening the root.
     pub reopen_empty_path: bool,
+    /// `openat2` takes `OPENAT2_REGULAR`, proven by its EFTYPE for the root.
+    pub openat2_regular: bool,
 }
 
 impl Features {
@@ -103,8 +107,68 @@ impl Features {
             utimensat_empty_path: utimensat,
             close_range: !missing(close_range),
             reopen_empty_path: probe_reopen_empty_path(root),
+            openat2_regular: probe_openat2_regular(root),
         }
     }
+
+    /// Whether serving needs no procfs at all: every reopen has
+    /// `O_EMPTYPATH`, chmod has `fchmodat2`, and the xattr calls have their
+    /// `*xattrat` forms, so `/proc/self/fd` is never looked at.
+    pub fn procfs_free(&self) -> bool {
+        self.reopen_empty_path && self.fchmodat2 && self.xattrat
+    }
+}
+
+/// `OPENAT2_REGULAR` in `open_how.flags` (`linux/openat2.h`, Linux 7.2).
+pub const OPENAT2_REGULAR: u64 = 1 << 32;
+/// What openat2 answers with `OPENAT2_REGULAR` for anything but a regular
+/// file (`asm-generic/errno.h`, Linux 7.2).
+pub const EFTYPE: Errno = Errno::from_raw_os_error(134);
+
+/// `struct open_how`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(dirfd, path, {flags, 0, resolve})` with flags wider than
+/// `OFlags` can carry (`OPENAT2_REGULAR` is bit 32).
+pub fn openat2_wide(
+    dirfd: BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    flags: u64,
+    resolve: u64,
+) -> Result<rustix::fd::OwnedFd, Errno> {
+    let how = OpenHow {
+        flags,
+        mode: 0,
+        resolve,
+    };
+    // SAFETY: a NUL-terminated path and an `open_how` of the size passed,
+    // both alive for the call; the kernel returns a new fd or an error.
+    let fd = unsafe {
+        ret(libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        ))
+    }?;
+    // SAFETY: openat2 succeeded, so `fd` is a new descriptor owned by no one
+    // else.
+    Ok(unsafe { <rustix::fd::OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// Whether `openat2` knows `OPENAT2_REGULAR`: asked to open the root (a
+/// directory) with it, a kernel with the flag answers EFTYPE; one without
+/// refuses the unknown bit with EINVAL.
+fn probe_openat2_regular(root: BorrowedFd<'_>) -> bool {
+    let flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64 | OPENAT2_REGULAR;
+    let resolve = rustix::fs::ResolveFlags::BENEATH.bits();
+    matches!(openat2_wide(root, c".", flags, resolve), Err(e) if e == EFTYPE)
 }
 
 /// `O_EMPTYPATH` where its value is the generic one (the architectures with

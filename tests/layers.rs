@@ -132,7 +132,7 @@ fn sandbox_report_names_every_layer() {
         "seccomp:       log",
         "capabilities:  CAP_CHOWN",
         "nofile limit:  4096",
-        "procfs:        /proc/self/fd",
+        "procfs:        ",
         "kernel:        close_range=",
         "result:        every layer above was applied in a throwaway process",
     ] {
@@ -257,6 +257,8 @@ fn newer_syscalls_are_probed_and_fallbacks_taken_without_them() {
         "utimensat_empty_path=false",
         "close_range=false",
         "reopen_empty_path=false",
+        "openat2_regular=false",
+        "procfs=true",
     ] {
         assert!(log.contains(want), "{want} in {log}");
     }
@@ -294,8 +296,66 @@ fn newer_syscalls_are_probed_and_fallbacks_taken_without_them() {
     } else {
         skip(
             "newer_syscalls (O_EMPTYPATH reopen)",
-            "this kernel has no O_EMPTYPATH (merged in 2026, after Linux 6.18); T_OPEN reopens through /proc/self/fd",
+            "this kernel has no O_EMPTYPATH (Linux 7.2); T_OPEN reopens through /proc/self/fd",
         );
     }
+    // OPENAT2_REGULAR, asked of the kernel here, never assumed from its
+    // version: a directory opened with it is EFTYPE where the flag exists.
+    let root = std::fs::File::open(&s.export).unwrap();
+    let has_regular = matches!(
+        virtfs_proxy_helper::syscalls::openat2_wide(
+            std::os::fd::AsFd::as_fd(&root),
+            c".",
+            (libc::O_RDONLY | libc::O_CLOEXEC) as u64 | virtfs_proxy_helper::syscalls::OPENAT2_REGULAR,
+            0,
+        ),
+        Err(e) if e == virtfs_proxy_helper::syscalls::EFTYPE
+    );
+    assert_eq!(
+        log.contains("openat2_regular=true"),
+        has_regular,
+        "the helper's probe agrees with the kernel: {log}"
+    );
+    if has_regular {
+        // T_OPEN is one openat2 now: files open, everything else is
+        // refused or opened as before, and nothing special is opened.
+        std::fs::write(s.export.join("plain"), "x").unwrap();
+        std::fs::create_dir(s.export.join("dir")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &s.export.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("plain", s.export.join("link")).unwrap();
+        assert!(new.open("//plain", libc::O_RDWR).is_ok());
+        assert!(new.open("//link", libc::O_RDONLY).is_ok());
+        assert!(
+            new.open("//dir", libc::O_RDONLY).is_ok(),
+            "a directory still opens"
+        );
+        assert_eq!(new.open("//fifo", libc::O_RDONLY).err(), Some(-libc::ENXIO));
+        assert_eq!(
+            new.open("//link", libc::O_RDONLY | libc::O_NOFOLLOW).err(),
+            Some(-libc::ELOOP)
+        );
+        assert_eq!(new.open("//dir", libc::O_WRONLY).err(), Some(-libc::EISDIR));
+        assert_eq!(
+            new.open("//../outside", libc::O_RDONLY).err(),
+            Some(-libc::EXDEV)
+        );
+    } else {
+        skip(
+            "newer_syscalls (OPENAT2_REGULAR)",
+            "this kernel has no OPENAT2_REGULAR (Linux 7.2); T_OPEN checks the type on an O_PATH fd",
+        );
+    }
+    let procfs_free = log.contains("fchmodat2=true")
+        && log.contains("xattrat=true")
+        && log.contains("reopen_empty_path=true");
+    assert_eq!(log.contains("procfs=false"), procfs_free, "{log}");
+    assert_eq!(log.contains("procfs: not used"), procfs_free, "{log}");
     assert!(new.finish().success());
 }

@@ -96,7 +96,7 @@ pub fn chmod(ex: &Export, path: &[u8], mode: u32) -> OpResult<()> {
     if ex.features.fchmodat2 {
         return crate::syscalls::fchmod_fd(fd.as_fd(), mode & 0o7777).ctx("fchmodat2");
     }
-    ex.proc
+    ex.procfs()?
         .chmod(fd.as_fd(), Mode::from_raw_mode(mode))
         .ctx("chmod through /proc/self/fd")
 }

@@ -55,6 +55,17 @@ pub fn open(ex: &Export, path: &[u8], flags: i32) -> OpResult<OwnedFd> {
         // are saved.
         return ex.open_directory(path, flags);
     }
+    if !flags.contains(OFlags::PATH) {
+        // One syscall where the kernel can check the type itself (Linux
+        // 7.2's OPENAT2_REGULAR). EFTYPE: not a regular file, and nothing
+        // was opened; a directory still opens below, anything else is
+        // ENXIO there.
+        match ex.open_regular(path, flags) {
+            Some(Ok(fd)) => return Ok(fd),
+            Some(Err(e)) if e.errno != crate::syscalls::EFTYPE => return Err(e),
+            Some(Err(_)) | None => {}
+        }
+    }
     let follow = !flags.contains(OFlags::NOFOLLOW);
     let opath = ex.open(path, follow)?;
     open_checked(ex, &opath, flags)

@@ -123,6 +123,23 @@ impl Resolver {
             Resolver::Walker(_) => ResolverKind::Walker,
         }
     }
+
+    /// Opens `path` with `flags` if it is a regular file, in one step
+    /// ([`Openat2Resolver::open_regular`]); anything else is EFTYPE and is
+    /// never opened. None where this resolver cannot (the walker: its last
+    /// step is an `O_PATH` open, and the check must be on that fd).
+    pub fn open_regular(
+        &self,
+        root: BorrowedFd<'_>,
+        path: ClientPath<'_>,
+        flags: OFlags,
+        retire: &DeferredClose,
+    ) -> Option<OpResult<OwnedFd>> {
+        match self {
+            Resolver::Openat2(_) => Some(Openat2Resolver::open_regular(root, path, flags, retire)),
+            Resolver::Walker(_) => None,
+        }
+    }
 }
 
 impl Resolve for Resolver {

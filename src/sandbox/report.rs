@@ -55,7 +55,7 @@ impl Report {
     pub fn before_confinement(
         resolver: Result<ResolverKind, String>,
         openat2_unavailable: Option<Errno>,
-        procfs: Result<(), String>,
+        procfs: Outcome,
         readonly: bool,
         features: Features,
     ) -> Self {
@@ -67,10 +67,7 @@ impl Report {
             },
             openat2_unavailable,
             readonly,
-            procfs: match procfs {
-                Ok(()) => Outcome::Active("/proc/self/fd".into()),
-                Err(e) => Outcome::Fails(e),
-            },
+            procfs,
             chroot: not_tried(),
             capabilities: not_tried(),
             missing_capabilities: Vec::new(),
@@ -112,12 +109,13 @@ impl Report {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let f = &self.features;
         format!(
-            "close_range={} fchmodat2={} xattrat={} utimensat_empty_path={} O_EMPTYPATH={}",
+            "close_range={} fchmodat2={} xattrat={} utimensat_empty_path={} O_EMPTYPATH={} OPENAT2_REGULAR={}",
             yes_no(f.close_range),
             yes_no(f.fchmodat2),
             yes_no(f.xattrat),
             yes_no(f.utimensat_empty_path),
             yes_no(f.reopen_empty_path),
+            yes_no(f.openat2_regular),
         )
     }
 
