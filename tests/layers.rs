@@ -323,7 +323,7 @@ fn newer_syscalls_are_probed_and_fallbacks_taken_without_them() {
         std::fs::create_dir(s.export.join("dir")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &s.export.join("fifo"),
+            s.export.join("fifo"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o600),
             0,
