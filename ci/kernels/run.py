@@ -336,6 +336,29 @@ def parse(console):
     return r
 
 
+def features_table(results):
+    """docs/kernels.md's table: one row per series, from the guest's
+    sandbox report and counts."""
+    rows = ["| series | kernel | openat2 | Landlock ABI | close_range | fchmodat2 | *xattrat "
+            "| O_EMPTYPATH | OPENAT2_REGULAR | seccomp | passed | failed | skipped | accel, s |",
+            "|---" * 14 + "|"]
+    for s, r in results.items():
+        rep = r["report"]
+        kernel = dict(kv.split("=", 1) for kv in rep.get("kernel", "").split() if "=" in kv)
+        landlock = rep.get("landlock", "?")
+        m = re.match(r"ABI (\d+)", landlock)
+        abi = m.group(1) if m else ("none" if "unavailable" in landlock else landlock)
+        seccomp = rep.get("seccomp", "?").split(" (")[0]
+        rows.append(
+            f"| {s} ({r['suite']}) | {r.get('kernel', r['release']).split(' ')[0]} "
+            f"| {rep.get('openat2', '?')} | {abi} | {kernel.get('close_range', '?')} "
+            f"| {kernel.get('fchmodat2', '?')} | {kernel.get('xattrat', '?')} "
+            f"| {kernel.get('O_EMPTYPATH', '?')} | {kernel.get('OPENAT2_REGULAR', '?')} "
+            f"| {seccomp} | {r['passed']} | {r['failed'] + len(r['binaries_failed'])} "
+            f"| {len(r['skipped'])} | {r['accel']}, {r['seconds_total']} |")
+    return "\n".join(rows)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("series", nargs="*", help="kernel series (default: all)")
@@ -408,11 +431,8 @@ def main():
               f"({r['seconds_total']} s, {accel})", flush=True)
         total_passed += r["passed"]
         total_failed += r["failed"] + len(r["binaries_failed"])
-    print("\n| series | kernel | passed | failed | skipped | seconds |")
-    print("|---|---|---|---|---|---|")
-    for s, r in results.items():
-        print(f"| {s} | {r.get('kernel', r['release'])} | {r['passed']} | {r['failed']} | "
-              f"{len(r['skipped'])} | {r['seconds_total']} |")
+    print()
+    print(features_table(results))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
