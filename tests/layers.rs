@@ -47,7 +47,15 @@ fn landlock_alone_stops_path_access_outside_the_export() {
     .join()
     .unwrap();
     let (enforcement, read, write, create, inside) = result;
-    assert_eq!(enforcement, sandbox::landlock::Enforcement::Full);
+    // Kernels before ABI 5 lack some file rights the ruleset asks for
+    // (truncate from ABI 3, device ioctls from 5): best effort enforces the
+    // rest.
+    let expected = if sandbox::landlock::kernel_abi() >= 5 {
+        sandbox::landlock::Enforcement::Full
+    } else {
+        sandbox::landlock::Enforcement::Partial
+    };
+    assert_eq!(enforcement, expected);
     assert_eq!(read, Err(std::io::ErrorKind::PermissionDenied));
     assert_eq!(write, Err(std::io::ErrorKind::PermissionDenied));
     assert_eq!(create, Err(std::io::ErrorKind::PermissionDenied));

@@ -79,7 +79,9 @@ userspace walker; the process also chroots into the export, restricts
 itself with Landlock and a seccomp allow\-list, and keeps only
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETGID, CAP_MKNOD
 and CAP_SETUID. FIFOs, sockets and device nodes are never opened (ENXIO).
-A mounted procfs is needed at start\-up.
+A mounted procfs is needed at start\-up, except on kernels with O_EMPTYPATH,
+fchmodat2 and the *xattrat calls (Linux 7.2 and later), where none is used.
+Kernels from 5.10 to 7.3 are tested.
 .SH SEE ALSO
 \fBqemu\-system\-x86_64\fR(1), \fBmount\fR(8)
 "#;
