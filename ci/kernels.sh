@@ -52,14 +52,7 @@ fi
 cargo build --locked --quiet
 list=$(mktemp /tmp/vph-kernels-list.XXXXXX)
 trap 'rm -f "$list"' EXIT
-cargo test --locked --tests --no-run --message-format=json 2>/dev/null \
-  | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])
-' > "$list"
+bash ci/test-binaries.sh > "$list"
 chmod a+r "$list"
 python3 ci/kernels/run.py --list "$list" --helper "$PWD/target/debug/virtfs-proxy-helper" \
   --json /var/cache/vph-kernels/results.json "${guest_args[@]}" "$@"

@@ -17,14 +17,7 @@ fi
 echo "== pass 2: the suite as an unprivileged user, root of a user namespace"
 stage=$(mktemp -d /tmp/vph-unpriv.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
-cargo test --locked --tests --no-run --message-format=json 2>/dev/null \
-  | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])
-' > "$stage/list"
+bash ci/test-binaries.sh > "$stage/list"
 cp target/debug/virtfs-proxy-helper "$stage/"
 while read -r exe; do cp "$exe" "$stage/"; done < "$stage/list"
 chmod -R a+rX "$stage"

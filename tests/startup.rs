@@ -231,20 +231,9 @@ fn run_with_fd3(fd: &dyn std::os::fd::AsRawFd, export: &Path) -> Output {
     let raw = fd.as_raw_fd();
     let mut cmd = helper();
     cmd.args(["-n", "-f", "3", "-p"]).arg(export);
-    // SAFETY: dup2 or fcntl only, between fork and exec. dup2 onto itself
-    // would keep FD_CLOEXEC, so an fd that already is 3 has it cleared.
+    // SAFETY: as_fd3 is async-signal-safe.
     unsafe {
-        cmd.pre_exec(move || {
-            let rc = if raw == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(raw, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || as_fd3(raw));
     }
     cmd.output().unwrap()
 }

@@ -13,6 +13,10 @@ and nothing is left behind (processes killed, temporary directories removed).
 import argparse, glob, hashlib, os, re, shutil, signal, socket, stat, subprocess
 import sys, tempfile, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import qemu_guest  # noqa: E402
+from qemu_guest import run_bounded  # noqa: E402
+
 ORIGINAL = "/usr/lib/qemu/virtfs-proxy-helper"
 QEMU_USER = 65534  # QEMU runs unprivileged, as in production
 REQUEST_TYPES = ["T_OPEN", "T_CREATE", "T_MKNOD", "T_MKDIR", "T_SYMLINK", "T_LINK", "T_LSTAT",
@@ -94,45 +98,9 @@ def qemu_command(kernel, initrd, accel, append, fsdev):
     return cmd
 
 
-def run_bounded(cmd, timeout, preexec=None, pass_fds=(), until=None):
-    """Runs QEMU, collecting its console; kills it at the deadline or once
-    `until` appears. Returns (console text, finished in time)."""
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, preexec_fn=preexec, pass_fds=pass_fds)
-    os.set_blocking(p.stdout.fileno(), False)
-    out, deadline, in_time = b"", time.monotonic() + timeout, False
-    while True:
-        try:
-            chunk = p.stdout.read()
-        except BlockingIOError:
-            chunk = None
-        if chunk:
-            out += chunk
-            if until and until.encode() in out:
-                in_time = True
-        if p.poll() is not None:
-            rest = p.stdout.read() or b""
-            out += rest
-            in_time = in_time or until is None
-            break
-        if time.monotonic() > deadline:
-            p.kill()
-            break
-        time.sleep(0.05)
-    p.wait()
-    return out.decode(errors="replace"), in_time
-
-
 def choose_accel(kernel, initrd, wanted):
-    if wanted != "auto":
-        return wanted
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg"
-    # These machines may expose a /dev/kvm that cannot boot a stock kernel:
-    # use KVM only if a short probe boot really reaches the guest's init.
-    console, ok = run_bounded(qemu_command(kernel, initrd, "kvm", "vph.probe", None), 30,
-                              until="PROBE-REACHED-INIT")
-    return "kvm" if ok and "PROBE-REACHED-INIT" in console else "tcg"
+    return qemu_guest.choose_accel(
+        lambda accel: qemu_command(kernel, initrd, accel, "vph.probe", None), wanted)
 
 
 def md5(path):

@@ -24,6 +24,10 @@ anything failed or a guest did not finish.
 """
 import argparse, glob, json, lzma, os, re, shutil, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import qemu_guest  # noqa: E402
+from qemu_guest import run_bounded  # noqa: E402
+
 SERIES = {"5.10": "bullseye", "6.1": "bookworm", "6.12": "trixie", "7.2": "sid",
           "7.3": "experimental"}
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -250,50 +254,9 @@ def qemu_command(kernel, initrd, accel, append, disk=None, smp=2):
     return cmd
 
 
-def run_bounded(cmd, timeout, log=None, until=None):
-    """Runs QEMU, echoing the guest console to `log`; kills it at the
-    deadline or once `until` appears. Returns (console, finished in time)."""
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
-    os.set_blocking(p.stdout.fileno(), False)
-    out, deadline, in_time, pending = b"", time.monotonic() + timeout, False, b""
-    while True:
-        try:
-            chunk = p.stdout.read()
-        except BlockingIOError:
-            chunk = None
-        if chunk:
-            out += chunk
-            if log:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    log.write(line.decode(errors="replace").rstrip("\r") + "\n")
-                log.flush()
-            if until and until.encode() in out:
-                in_time = True
-        if p.poll() is not None:
-            out += p.stdout.read() or b""
-            in_time = in_time or until is None
-            break
-        if time.monotonic() > deadline:
-            p.kill()
-            break
-        time.sleep(0.05)
-    p.wait()
-    return out.decode(errors="replace"), in_time
-
-
 def choose_accel(kernel, initrd, wanted):
-    if wanted != "auto":
-        return wanted
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg"
-    # These machines may expose a /dev/kvm that cannot boot a stock kernel:
-    # use KVM only if a short probe boot really reaches the guest's init.
-    console, ok = run_bounded(qemu_command(kernel, initrd, "kvm", "vph.probe", smp=1), 30,
-                              until="PROBE-REACHED-INIT")
-    return "kvm" if ok and "PROBE-REACHED-INIT" in console else "tcg"
+    return qemu_guest.choose_accel(
+        lambda accel: qemu_command(kernel, initrd, accel, "vph.probe", smp=1), wanted)
 
 
 # ---- results ----
@@ -404,8 +367,8 @@ def main():
             print(f"accelerator: {accel}; console log: {log_path}", flush=True)
             with open(log_path, "w") as log:
                 console, finished = run_bounded(
-                    qemu_command(kernel, initrd, accel, append, disk), args.timeout, log,
-                    until="GUEST-DONE")
+                    qemu_command(kernel, initrd, accel, append, disk), args.timeout,
+                    until="GUEST-DONE", log=log)
             r = parse(console)
             if "vph.bench=" in args.guest_args:
                 section = console.split("BENCH-BEGIN", 1)[-1].split("BENCH-END", 1)[0]

@@ -154,15 +154,7 @@ impl<'a> Spawn<'a> {
         // which must be likewise) run between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                // dup2 onto itself would keep FD_CLOEXEC.
-                let rc = if raw == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(raw, 3)
-                };
-                if rc < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                as_fd3(raw)?;
                 if let Some(h) = hook.as_mut() {
                     h()?;
                 }
@@ -179,6 +171,24 @@ impl<'a> Spawn<'a> {
             _stderr_dir: stderr_dir,
         }
     }
+}
+
+/// Between fork and exec: makes `raw` the child's fd 3, inheritable (dup2
+/// onto itself would keep FD_CLOEXEC, so an fd that already is 3 has the
+/// flag cleared instead). Async-signal-safe.
+pub fn as_fd3(raw: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl and dup2 on plain fd numbers; no memory is touched.
+    let rc = unsafe {
+        if raw == 3 {
+            libc::fcntl(3, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(raw, 3)
+        }
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 pub fn spawn(flavor: Flavor, export: &Path) -> Helper {
