@@ -105,9 +105,16 @@ impl SocketFile {
     pub fn hand_to_janitor(self) -> Result<Janitor, SetupError> {
         let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| SetupError::from(("creating the janitor's pipe", e)))?;
+        // SIGINT and SIGTERM wait until the janitor ignores them: the
+        // helper's handler must not run in it.
+        let blocked = block_stop_signals();
         // SAFETY: the helper is single-threaded, so the child may run any
         // code; it never returns from `janitor_main`.
-        match unsafe { libc::fork() } {
+        let pid = unsafe { libc::fork() };
+        if pid != 0 {
+            restore_signal_mask(&blocked);
+        }
+        match pid {
             -1 => {
                 let e = std::io::Error::last_os_error();
                 self.remove();
@@ -115,7 +122,7 @@ impl SocketFile {
             }
             0 => {
                 drop(write_end);
-                janitor_main(&self, read_end)
+                janitor_main(&self, read_end, &blocked)
             }
             pid => {
                 drop(read_end);
@@ -161,7 +168,7 @@ impl Drop for Janitor {
 
 /// The janitor: unprivileged but for removing a file, deaf to the signals
 /// that stop the helper, waiting for its pipe to close.
-fn janitor_main(file: &SocketFile, pipe: OwnedFd) -> ! {
+fn janitor_main(file: &SocketFile, pipe: OwnedFd, mask: &libc::sigset_t) -> ! {
     close_all_except(&[file.dir.as_raw_fd(), pipe.as_raw_fd()]);
     // SAFETY: plain calls with constant arguments: ignore the signals a
     // terminal or a service manager sends to the helper's whole group (the
@@ -172,6 +179,7 @@ fn janitor_main(file: &SocketFile, pipe: OwnedFd) -> ! {
         }
         libc::prctl(libc::PR_SET_NAME, c"vph-janitor".as_ptr());
     }
+    restore_signal_mask(mask);
     // Removing a file in a sticky directory (/tmp) that now belongs to
     // QEMU's uid needs CAP_FOWNER; one in a directory root does not own
     // needs CAP_DAC_OVERRIDE. Nothing else.
@@ -192,6 +200,26 @@ fn janitor_main(file: &SocketFile, pipe: OwnedFd) -> ! {
     // SAFETY: ends this forked child without running the parent's
     // destructors or atexit handlers.
     unsafe { libc::_exit(0) }
+}
+
+/// Blocks SIGINT and SIGTERM; returns the mask to restore.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before
+    // use; pthread_sigmask only reads `set` and writes `old`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+fn restore_signal_mask(old: &libc::sigset_t) {
+    // SAFETY: `old` came from pthread_sigmask.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
 }
 
 /// Closes every fd from 3 up except `keep` (a freshly forked child that

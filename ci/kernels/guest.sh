@@ -5,7 +5,7 @@
 # a user namespace, as ci/test.sh does on the host, with the tests' exports
 # on an ext4 disk. Ends with GUEST-DONE and powers off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/tmp LANG=C.UTF-8 RUST_BACKTRACE=0
+export LANG=C.UTF-8 RUST_BACKTRACE=0
 arg() { sed -n "s/.* vph\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 tree=$(arg tree) list=$(arg list) helper=$(arg helper) series=$(arg series)
 finish() { echo GUEST-DONE; sync; echo o > /proc/sysrq-trigger; sleep 10; }
@@ -18,8 +18,9 @@ if ! mount -t ext4 /dev/vda /mnt; then
     echo "BINARY-FAILED mounting the ext4 scratch disk"
     exit 1
 fi
-mkdir -p /mnt/tmp /mnt/export && chmod 1777 /mnt/tmp
-export TMPDIR=/mnt/tmp
+mkdir -p /mnt/tmp /mnt/home /mnt/export && chmod 1777 /mnt/tmp
+# The host's /tmp is read-only here: everything writable is on the disk.
+export TMPDIR=/mnt/tmp HOME=/mnt/home
 echo "scratch: $(stat -f -c %T /mnt) on /dev/vda"
 
 bench=$(arg bench)
@@ -69,9 +70,9 @@ stage=/mnt/unpriv
 mkdir -p "$stage"
 cp "$helper" "$stage/virtfs-proxy-helper"
 while read -r exe; do cp "$exe" "$stage/"; done < "$list"
-sed "s#.*/#$stage/#" "$list" > /tmp/unpriv-list
+sed "s#.*/#$stage/#" "$list" > /mnt/unpriv-list
 chmod -R a+rX "$stage"; chmod 1777 "$stage"
-list=/tmp/unpriv-list
+list=/mnt/unpriv-list
 cd "$stage"
 run_pass unprivileged setpriv --reuid=65534 --regid=65534 --clear-groups \
     env HOME="$stage" TMPDIR="$stage" VPH_BIN="$stage/virtfs-proxy-helper" unshare -Ur

@@ -355,7 +355,7 @@ def main():
         try:
             initrd = build_initramfs(work, modules, release)
             accel = choose_accel(kernel, initrd, args.accel)
-            # The guest's /tmp is its own: hand the list over in the cache.
+            # Hand the list over in the cache, beside the kernel.
             shutil.copy(args.list, os.path.join(work, "list"))
             os.chmod(os.path.join(work, "list"), 0o644)
             disk = os.path.join(work, "scratch.img")
