@@ -7,7 +7,7 @@
 //!    [`validate`]), logging;
 //! 2. detaching (without `--nodaemon`); the launcher then waits for the
 //!    daemon's report ([`crate::daemon`]);
-//! 3. in the serving process: signal handlers, the socket-file janitor,
+//! 3. in the serving process: the socket-file janitor, signal handlers,
 //!    procfs, the resolver, then [`sandbox::confine`] (chroot, limits,
 //!    capabilities, Landlock, seccomp); then "ready".
 //!
@@ -267,7 +267,7 @@ fn launch(cli: &Cli) -> Result<(OwnedFd, Endpoint), SetupError> {
 /// Step 3: everything in the serving process before it reports ready.
 fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Export), SetupError> {
     info!("started");
-    crate::signals::install().map_err(|e| SetupError::from(("installing signal handlers", e)))?;
+    // The janitor first: from here on every exit removes the socket file.
     let pending = match endpoint {
         Endpoint::Connected(sock) => {
             info!(
@@ -286,6 +286,7 @@ fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Expo
             }
         }
     };
+    crate::signals::install().map_err(|e| SetupError::from(("installing signal handlers", e)))?;
     let export_path = std::fs::canonicalize(&cli.path).unwrap_or_else(|_| cli.path.clone());
     let prepared = prepare(cli, root.as_fd());
     let confined = sandbox::confine(

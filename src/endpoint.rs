@@ -105,8 +105,9 @@ impl SocketFile {
     pub fn hand_to_janitor(self) -> Result<Janitor, SetupError> {
         let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| SetupError::from(("creating the janitor's pipe", e)))?;
-        // SIGINT and SIGTERM wait until the janitor ignores them: the
-        // helper's handler must not run in it.
+        // SIGINT and SIGTERM are held until the janitor ignores them:
+        // neither may end it (or run a handler of the helper's in it)
+        // before it can remove the file.
         let blocked = block_stop_signals();
         // SAFETY: the helper is single-threaded, so the child may run any
         // code; it never returns from `janitor_main`.
