@@ -53,6 +53,15 @@ impl Openat2Resolver {
 }
 
 impl Openat2Resolver {
+    /// The path as openat2 takes it beneath the root: the root itself is ".".
+    fn relative(path: ClientPath<'_>) -> &[u8] {
+        if path.is_root() {
+            b"."
+        } else {
+            path.as_bytes()
+        }
+    }
+
     /// One confined `openat2` with `flags`, retried on EAGAIN.
     fn open(
         root: BorrowedFd<'_>,
@@ -60,11 +69,7 @@ impl Openat2Resolver {
         flags: OFlags,
         retire: &DeferredClose,
     ) -> OpResult<OwnedFd> {
-        let rel: &[u8] = if path.is_root() {
-            b"."
-        } else {
-            path.as_bytes()
-        };
+        let rel = Self::relative(path);
         let flags = flags | OFlags::CLOEXEC;
         Self::retried(root, path, flags, retire, || {
             openat2(root, rel, flags, Mode::empty(), Self::HOW)
@@ -83,11 +88,7 @@ impl Openat2Resolver {
         flags: OFlags,
         retire: &DeferredClose,
     ) -> OpResult<OwnedFd> {
-        let rel: &[u8] = if path.is_root() {
-            b"."
-        } else {
-            path.as_bytes()
-        };
+        let rel = Self::relative(path);
         // PATH_MAX bytes with the NUL; ClientPath is shorter and has none.
         let mut buf = [0u8; crate::path::PATH_MAX];
         let c_path = buf
