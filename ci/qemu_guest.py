@@ -1,5 +1,6 @@
-"""What ci/e2e/run.py and ci/kernels/run.py share: running QEMU with a
-bounded wait on its console, and choosing KVM only where it really boots."""
+"""What ci/e2e/run.py and ci/kernels/run.py share: packing an initramfs,
+running QEMU with a bounded wait on its console, and choosing KVM only
+where it really boots."""
 import os, subprocess, time
 
 
@@ -49,3 +50,16 @@ def choose_accel(probe_command, wanted):
         return "tcg"
     console, ok = run_bounded(probe_command("kvm"), 30, until="PROBE-REACHED-INIT")
     return "kvm" if ok and "PROBE-REACHED-INIT" in console else "tcg"
+
+
+def pack_initramfs(root, image):
+    """The directory `root` as a gzipped newc cpio archive at `image`,
+    readable by the unprivileged QEMU user."""
+    files = subprocess.run(["find", "."], cwd=root, check=True, capture_output=True).stdout
+    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files,
+                          check=True, capture_output=True).stdout
+    with open(image, "wb") as f:
+        f.write(subprocess.run(["gzip", "-1"], input=cpio, check=True,
+                               capture_output=True).stdout)
+    os.chmod(image, 0o644)
+    return image

@@ -225,14 +225,7 @@ def build_initramfs(work, modules, release):
         names.append(name)
     with open(os.path.join(root, "modules/order"), "w") as f:
         f.write("\n".join(names) + "\n")
-    image = os.path.join(work, "initramfs.cpio.gz")
-    files = subprocess.run(["find", "."], cwd=root, check=True, capture_output=True).stdout
-    cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files,
-                          check=True, capture_output=True).stdout
-    with open(image, "wb") as f:
-        f.write(subprocess.run(["gzip", "-1"], input=cpio, check=True,
-                               capture_output=True).stdout)
-    return image
+    return qemu_guest.pack_initramfs(root, os.path.join(work, "initramfs.cpio.gz"))
 
 
 def make_disk(path, size_mib=2048):
