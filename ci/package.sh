@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# Builds the Debian package, installs it next to Debian's qemu-system-common,
+# Builds the Debian package from the portable binary (ci/build-portable.sh:
+# glibc 2.17 and up), installs it next to this host's qemu-system-common,
 # checks the installed binary (--version, the man page, one protocol test
-# against /usr/bin/virtfs-proxy-helper), and removes it again.
+# against /usr/bin/virtfs-proxy-helper), and removes it again; then the
+# same round trip on Debian 11 and 12 roots (ci/package-roots.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # README's "Installing" commands, as written there (tests/readme.rs checks
 # that they stand here).
+bash ci/build-portable.sh
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
-rm -f target/debian/*.deb   # one package for the glob below
-cargo deb --locked
-deb=$(ls -t target/debian/virtfs-proxy-helper_*.deb | head -n 1)
+rm -f target/x86_64-unknown-linux-gnu/debian/*.deb   # one package for the glob below
+cargo deb --locked --no-build --target x86_64-unknown-linux-gnu
+deb=$(ls -t target/x86_64-unknown-linux-gnu/debian/virtfs-proxy-helper_*.deb | head -n 1)
 echo "== package: $deb"
 dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Description\):/  &/p'
 dpkg-deb --contents "$deb" | awk '{print "  " $6}'
+# Depends states the floor the binary was checked against.
+floor=$(sed -n 's/^FLOOR=//p' ci/build-portable.sh)
+depends=$(dpkg-deb -f "$deb" Depends)
+if [ "$depends" != "libc6 (>= $floor)" ]; then
+  echo "package: Depends is '$depends', the binary's floor is glibc $floor" >&2
+  exit 1
+fi
 trap 'dpkg -r virtfs-proxy-helper >/dev/null 2>&1 || true' EXIT
-dpkg -i target/debian/virtfs-proxy-helper_*.deb
+dpkg -i target/x86_64-unknown-linux-gnu/debian/virtfs-proxy-helper_*.deb
 dpkg -s qemu-system-common >/dev/null 2>&1 && echo "== installed beside qemu-system-common $(dpkg-query -W -f='${Version}' qemu-system-common)"
 command -v virtfs-proxy-helper
 virtfs-proxy-helper --version
@@ -32,6 +42,8 @@ if dpkg -s qemu-system-common >/dev/null 2>&1; then
   dpkg -V qemu-system-common
 fi
 echo "== package installed, tested and removed"
+
+bash ci/package-roots.sh "$deb"
 
 # The other way README gives: cargo install, here into a scratch root so
 # the machine's ~/.cargo/bin is left alone.

@@ -39,7 +39,7 @@ def run_bounded(cmd, timeout, preexec=None, pass_fds=(), until=None, log=None):
     return out.decode(errors="replace"), in_time
 
 
-def choose_accel(probe_command, wanted):
+def choose_accel(probe_command, wanted, preexec=None):
     """`wanted`, or for "auto": KVM if /dev/kvm is usable and a short probe
     boot (`probe_command("kvm")`, a guest that prints PROBE-REACHED-INIT)
     really reaches the guest's init, TCG otherwise. These machines may
@@ -48,7 +48,8 @@ def choose_accel(probe_command, wanted):
         return wanted
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
-    console, ok = run_bounded(probe_command("kvm"), 30, until="PROBE-REACHED-INIT")
+    console, ok = run_bounded(probe_command("kvm"), 30, preexec=preexec,
+                              until="PROBE-REACHED-INIT")
     return "kvm" if ok and "PROBE-REACHED-INIT" in console else "tcg"
 
 

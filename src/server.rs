@@ -67,6 +67,30 @@ fn first_path<'a>(req: &protocol::Request<'a>) -> &'a [u8] {
     }
 }
 
+/// A request's numeric arguments (flags, modes, sizes; never a path or a
+/// name), for the trace log: what tells one client's use of the wire from
+/// another's (QEMU 5.2's against 7.2's, say).
+struct WireArgs<'r, 'a>(&'r protocol::Request<'a>);
+
+impl std::fmt::Display for WireArgs<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use protocol::Request::*;
+        match *self.0 {
+            Open { flags, .. } => write!(f, "flags={flags:#o}"),
+            Create { flags, mode, .. } => write!(f, "flags={flags:#o} mode={mode:#o}"),
+            Mknod { mode, .. } | Mkdir { mode, .. } | Chmod { mode, .. } => {
+                write!(f, "mode={mode:#o}")
+            }
+            Readlink { bufsize, .. } => write!(f, "bufsize={bufsize}"),
+            Lgetxattr { size, .. } | Llistxattr { size, .. } => write!(f, "size={size}"),
+            Lsetxattr { size, flags, .. } => write!(f, "size={size} flags={flags}"),
+            Chown { uid, gid, .. } => write!(f, "uid={} gid={}", uid as i32, gid as i32),
+            Utime { atime, mtime, .. } => write!(f, "atime_nsec={} mtime_nsec={}", atime.1, mtime.1),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Serves requests until the peer disconnects (`Ok`) or the stream breaks.
 pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
     let mut out = Vec::with_capacity(HEADER_SIZE + protocol::MAX_PAYLOAD);
@@ -100,6 +124,8 @@ pub fn serve(conn: &mut Connection, ex: &Export) -> Result<u64, ServeError> {
                 tracing::trace!(
                     request = kind.name(),
                     ok = reply.error().is_none(),
+                    len = payload.len(),
+                    args = %WireArgs(&req),
                     "served"
                 );
                 if let Some(err) = reply.error() {

@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
-"""End to end: QEMU 7.2's proxy 9p driver, a Debian guest kernel mounting
-the share with virtio-9p, and the helper (ours, or QEMU's original) behind it.
+"""End to end: QEMU's proxy 9p driver (this host's 7.2, or Debian 11's 5.2
+run inside a bullseye root), a Debian guest kernel mounting the share with
+virtio-9p, and the helper (ours, or that QEMU's original) behind it.
 
 Usage (as root; ci/e2e.sh installs what it needs and calls this):
   run.py --work DIR --helper-bin PATH [--mode socket|fd|both]
          [--helper ours|original|both] [--accel auto|kvm|tcg] [--phases N]
+         [--client-root ROOT] [--wire-record FILE]
+
+With --client-root, QEMU, both helpers and every path they see live in
+ROOT (a debootstrap root with its own QEMU, from ci/debian-root.sh): each
+is chrooted there, as on a host of that release. The caller gives this a
+mount namespace of its own (ROOT's /proc and /dev are mounted here).
+--wire-record writes what our helper's trace log shows of the client's
+requests (types, counts, numeric arguments, sizes) as JSON.
 
 Prints one line per check ("ok ..." or "FAIL ...") and a final line
 "N passed, M failed"; exits non-zero on any failure. Every wait is bounded
 and nothing is left behind (processes killed, temporary directories removed).
 """
-import argparse, glob, hashlib, os, re, shutil, signal, socket, stat, subprocess
+import argparse, glob, hashlib, json, os, re, shutil, signal, socket, stat, subprocess
 import sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -73,8 +82,38 @@ def build_initramfs(work, kernel_tree, here):
     return qemu_guest.pack_initramfs(root, os.path.join(work, "initramfs.cpio.gz"))
 
 
-def as_qemu_user(extra_groups):
+class Place:
+    """Where the client and the helpers run: this host (root "/"), or a
+    release's root they are chrooted into. Files are made at host paths;
+    `inside` names them as the chrooted processes see them."""
+
+    def __init__(self, root):
+        self.root = os.path.realpath(root) if root else "/"
+        if self.root != "/":
+            for what, args in [("proc", ["-t", "proc", "proc"]), ("dev", ["--bind", "/dev"])]:
+                subprocess.run(["mount", *args, os.path.join(self.root, what)], check=True)
+
+    def tmpdir(self, prefix):
+        base = os.path.join(self.root, "tmp") if self.root != "/" else None
+        d = tempfile.mkdtemp(prefix=prefix, dir=base)
+        os.chmod(d, 0o755)
+        return d
+
+    def inside(self, path):
+        if self.root == "/":
+            return path
+        assert path.startswith(self.root + "/"), path
+        return path[len(self.root):]
+
+    def enter(self):
+        if self.root != "/":
+            os.chroot(self.root)
+            os.chdir("/")
+
+
+def as_qemu_user(place, extra_groups):
     def drop():
+        place.enter()
         os.setgroups(extra_groups)
         os.setresgid(QEMU_USER, QEMU_USER, QEMU_USER)
         os.setresuid(QEMU_USER, QEMU_USER, QEMU_USER)
@@ -91,9 +130,10 @@ def qemu_command(kernel, initrd, accel, append, fsdev):
     return cmd
 
 
-def choose_accel(kernel, initrd, wanted):
+def choose_accel(place, kernel, initrd, wanted):
     return qemu_guest.choose_accel(
-        lambda accel: qemu_command(kernel, initrd, accel, "vph.probe", None), wanted)
+        lambda accel: qemu_command(place.inside(kernel), place.inside(initrd), accel, "vph.probe",
+                                   None), wanted, preexec=place.enter)
 
 
 def md5(path):
@@ -154,10 +194,25 @@ def host_checks(label, export, console):
     check("mmap-content", os.path.exists(p("mmapped")) and open(p("mmapped")).read() == "written through mmap")
 
 
-def run_one(args, here, kernel, initrd, accel, helper, mode):
-    label = f"[{helper}/{mode}]"
-    tmp = tempfile.mkdtemp(prefix="vph-e2e-")
-    os.chmod(tmp, 0o755)
+def wire_record(stderr):
+    """Per request type, from our helper's trace lines: how often the
+    client sent it, the distinct numeric arguments, the payload sizes."""
+    record = {}
+    for kind, rest in re.findall(r'served request="(T_[A-Z]+)" (.*)', stderr):
+        fields = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', rest))
+        r = record.setdefault(kind, {"count": 0, "args": {}, "len_min": None, "len_max": 0})
+        r["count"] += 1
+        args = fields.get("args", "").strip('"')
+        r["args"][args] = r["args"].get(args, 0) + 1
+        n = int(fields.get("len", 0))
+        r["len_min"] = n if r["len_min"] is None else min(r["len_min"], n)
+        r["len_max"] = max(r["len_max"], n)
+    return record
+
+
+def run_one(args, here, place, kernel, initrd, accel, helper, mode):
+    label = f"[{args.client_name} {helper}/{mode}]"
+    tmp = place.tmpdir("vph-e2e-")
     export, outside = os.path.join(tmp, "export"), os.path.join(tmp, "outside")
     os.makedirs(os.path.join(export, "hostdir"))
     os.makedirs(outside)
@@ -166,8 +221,14 @@ def run_one(args, here, kernel, initrd, accel, helper, mode):
     with open(os.path.join(outside, "canary"), "w") as f:
         f.write("must stay untouched\n")
     outside_before = tree_state(outside)
-    binary = ORIGINAL if helper == "original" else args.helper_bin
     ours = helper != "original"
+    if ours and place.root != "/":
+        # Ours runs where the client does, as on a host of that release.
+        shutil.copy(args.helper_bin, os.path.join(tmp, "virtfs-proxy-helper"))
+        binary = place.inside(os.path.join(tmp, "virtfs-proxy-helper"))
+    else:
+        binary = args.helper_bin if ours else ORIGINAL
+    at = place.inside
     procs, kvm_groups = [], []
     # Ours logs each request at trace level: proof the guest used them all.
     trace = ["--log-level", "trace"] if ours else []
@@ -178,26 +239,28 @@ def run_one(args, here, kernel, initrd, accel, helper, mode):
     try:
         if mode == "socket":
             sock = os.path.join(tmp, "proxy.sock")
-            cmd = [binary, "-n", "-p", export, "-s", sock, "-u", str(QEMU_USER), "-g", str(QEMU_USER)] + trace
+            cmd = [binary, "-n", "-p", at(export), "-s", at(sock), "-u", str(QEMU_USER),
+                   "-g", str(QEMU_USER)] + trace
             helper_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=log)
+                                           stderr=log, preexec_fn=place.enter)
             procs.append(helper_proc)
             deadline = time.monotonic() + 10
             while not os.path.exists(sock) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            fsdev, pass_fds = f"proxy,id=fs0,socket={sock}", ()
+            fsdev, pass_fds = f"proxy,id=fs0,socket={at(sock)}", ()
         else:
             qemu_end, helper_end = socket.socketpair()
-            cmd = [binary, "-n", "-p", export, "-f", str(helper_end.fileno())] + trace
+            cmd = [binary, "-n", "-p", at(export), "-f", str(helper_end.fileno())] + trace
             helper_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=log, pass_fds=(helper_end.fileno(),))
+                                           stderr=log, pass_fds=(helper_end.fileno(),),
+                                           preexec_fn=place.enter)
             procs.append(helper_proc)
             helper_end.close()
             fsdev, pass_fds = f"proxy,id=fs0,sock_fd={qemu_end.fileno()}", (qemu_end.fileno(),)
         append = f"vph.phases={args.phases}" if args.phases else ""
         start = time.monotonic()
-        console, in_time = run_bounded(qemu_command(kernel, initrd, accel, append, fsdev),
-                                       args.timeout, preexec=as_qemu_user(kvm_groups),
+        console, in_time = run_bounded(qemu_command(at(kernel), at(initrd), accel, append, fsdev),
+                                       args.timeout, preexec=as_qemu_user(place, kvm_groups),
                                        pass_fds=pass_fds, until="E2E-DONE")
         elapsed = time.monotonic() - start
         if mode == "fd":
@@ -224,7 +287,7 @@ def run_one(args, here, kernel, initrd, accel, helper, mode):
         # The original exits 0 in any case; ours exits 0 after a clean disconnect.
         record(label, "helper exited cleanly after QEMU disconnected", code == 0, f"status {code}\n{stderr[-2000:]}")
         phases = {k: int(v) for k, v in re.findall(r"^PHASE (\S+) (\d+)", console, re.M)}
-        return {"elapsed": elapsed, "phases": phases}
+        return {"elapsed": elapsed, "phases": phases, "wire": wire_record(stderr) if ours else None}
     finally:
         for p in procs:
             if p.poll() is None:
@@ -243,25 +306,36 @@ def main():
     ap.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     ap.add_argument("--phases", type=int, default=2000, help="small files in the timed phases (0: skip)")
     ap.add_argument("--timeout", type=int, default=420, help="seconds per guest run")
+    ap.add_argument("--client-root", help="run QEMU and the helpers chrooted in this root")
+    ap.add_argument("--client-name", default="qemu-7.2", help="the client's name in each line")
+    ap.add_argument("--wire-record", help="write our helper's view of the requests here (JSON)")
     args = ap.parse_args()
+    place = Place(args.client_root)
     here = os.path.dirname(os.path.abspath(__file__))
     kernel_tree = os.path.join(args.work, "kernel")
     kernel = sorted(glob.glob(f"{kernel_tree}/boot/vmlinuz-*"))[-1]
-    build_dir = tempfile.mkdtemp(prefix="vph-e2e-build-")
-    os.chmod(build_dir, 0o755)
+    build_dir = place.tmpdir("vph-e2e-build-")
+    qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                                  text=True, preexec_fn=place.enter).stdout.splitlines()[0]
     try:
         initrd = build_initramfs(build_dir, kernel_tree, here)
         shutil.copy(kernel, os.path.join(build_dir, "vmlinuz"))
         kernel = os.path.join(build_dir, "vmlinuz")
         os.chmod(kernel, 0o644)
-        accel = choose_accel(kernel, initrd, args.accel)
-        print(f"accelerator: {accel}; kernel {os.path.basename(sorted(glob.glob(f'{kernel_tree}/boot/vmlinuz-*'))[-1])}", flush=True)
+        accel = choose_accel(place, kernel, initrd, args.accel)
+        print(f"client: {qemu_version} (root {place.root}); accelerator: {accel}; kernel {os.path.basename(sorted(glob.glob(f'{kernel_tree}/boot/vmlinuz-*'))[-1])}", flush=True)
         helpers = ["ours", "original"] if args.helper == "both" else [args.helper]
         modes = ["socket", "fd"] if args.mode == "both" else [args.mode]
         timings = {}
         for helper in helpers:
             for mode in modes:
-                timings[(helper, mode)] = run_one(args, here, kernel, initrd, accel, helper, mode)
+                timings[(helper, mode)] = run_one(args, here, place, kernel, initrd, accel, helper,
+                                                  mode)
+        if args.wire_record:
+            with open(args.wire_record, "w") as f:
+                json.dump({"client": qemu_version, "runs": {
+                    f"{h}/{m}": t["wire"] for (h, m), t in timings.items() if t["wire"]}},
+                    f, indent=1, sort_keys=True)
         if args.phases:
             print(f"\nTimed guest phases ({args.phases} small files, ms, accelerator {accel}):")
             names = ["create", "stat", "read", "remove"]

@@ -26,40 +26,19 @@ import argparse, glob, json, lzma, os, re, shutil, subprocess, sys, tempfile, ti
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import qemu_guest  # noqa: E402
+from debian_archive import host_archive  # noqa: E402
 from qemu_guest import run_bounded  # noqa: E402
 
 SERIES = {"5.10": "bullseye", "6.1": "bookworm", "6.12": "trixie", "7.2": "sid",
           "7.3": "experimental"}
+# Releases whose security archive carries newer kernels than the point
+# release: an up-to-date host of that release runs the newest of the two.
+SECURITY = {"bullseye", "bookworm", "trixie"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 INITRAMFS_MODULES = ["virtio_pci", "9pnet_virtio", "9p"]
 
 
 # ---- Debian's archive, through a private apt configuration ----
-
-def host_archive():
-    """The address and keyring of the host's Debian archive entry, read from
-    its apt sources (deb822 or one-line), so that nothing here names a host."""
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        for stanza in open(path).read().split("\n\n"):
-            fields = {}
-            for line in stanza.splitlines():
-                if ":" in line and not line.startswith("#"):
-                    k, v = line.split(":", 1)
-                    fields[k.strip().lower()] = v.strip()
-            suites = fields.get("suites", "").split()
-            if "main" in fields.get("components", "").split() and any(
-                    s.isalpha() for s in suites) and "security" not in fields.get("uris", ""):
-                return fields["uris"].split()[0], fields.get("signed-by",
-                    "/usr/share/keyrings/debian-archive-keyring.gpg")
-    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
-        if not os.path.exists(path):
-            continue
-        for line in open(path):
-            m = re.match(r"deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+([a-z]+)\s+.*\bmain\b", line)
-            if m and "security" not in m.group(1):
-                return m.group(1), "/usr/share/keyrings/debian-archive-keyring.gpg"
-    sys.exit("kernels: no Debian archive in the host's apt sources")
-
 
 class Apt:
     def __init__(self, root):
@@ -67,9 +46,13 @@ class Apt:
         for d in ["lists/partial", "cache/archives/partial", "etc/preferences.d", "debs"]:
             os.makedirs(os.path.join(root, d), exist_ok=True)
         uri, keyring = host_archive()
+        security_uri, security_keyring = host_archive(security=True)
         with open(os.path.join(root, "etc/sources.list"), "w") as f:
             for suite in SERIES.values():
                 f.write(f"deb [arch=amd64 signed-by={keyring}] {uri} {suite} main\n")
+            for suite in sorted(SECURITY):
+                f.write(f"deb [arch=amd64 signed-by={security_keyring}] {security_uri} "
+                        f"{suite}-security main\n")
         self.opts = [
             "-o", f"Dir::Etc::SourceList={root}/etc/sources.list",
             "-o", "Dir::Etc::SourceParts=/dev/null",
@@ -100,13 +83,27 @@ class Apt:
                 fields[k] = v.strip()
         return fields
 
+    def newest_kernel(self, suite):
+        """linux-image-amd64's fields as an up-to-date host of `suite` has
+        it: the newer of the suite's and its security archive's."""
+        best = None
+        for source in [suite] + ([f"{suite}-security"] if suite in SECURITY else []):
+            fields = self.show(f"linux-image-amd64/{source}")
+            if fields and (best is None or subprocess.run(
+                    ["dpkg", "--compare-versions", fields["Version"], "gt", best["Version"]]
+            ).returncode == 0):
+                best = fields
+        return best
+
     def kernel_packages(self, suite):
-        """The packages that make up linux-image-amd64 in `suite`: the image,
-        and from 7.x on the separate binary and modules packages."""
-        top = self.show(f"linux-image-amd64/{suite}")
-        if top is None:
+        """The packages that make up linux-image-amd64 in `suite` (or its
+        security archive, where newer): the image, and from 7.x on the
+        separate binary and modules packages."""
+        top = self.newest_kernel(suite)
+        if top is None or (suite in SECURITY and not self.updated):
+            # A security update may have come since the lists were read.
             self.update()
-            top = self.show(f"linux-image-amd64/{suite}")
+            top = self.newest_kernel(suite)
         if top is None:
             sys.exit(f"kernels: no linux-image-amd64 in {suite}")
         wanted, todo = {}, [top]
@@ -123,12 +120,11 @@ class Apt:
 
     def download(self, name, version):
         debs = os.path.join(self.root, "debs")
-        have = glob.glob(os.path.join(debs, f"{name}_*.deb"))
-        if have:
-            return have[0]
-        subprocess.run(["apt-get", *self.opts, "-qq", "download", f"{name}={version}"],
-                       cwd=debs, check=True)
-        return glob.glob(os.path.join(debs, f"{name}_*.deb"))[0]
+        pattern = os.path.join(debs, f"{name}_{version.replace(':', '%3a')}_*.deb")
+        if not glob.glob(pattern):
+            subprocess.run(["apt-get", *self.opts, "-qq", "download", f"{name}={version}"],
+                           cwd=debs, check=True)
+        return glob.glob(pattern)[0]
 
 
 def fetch_kernel(apt, cache, series):
@@ -137,10 +133,10 @@ def fetch_kernel(apt, cache, series):
     version)."""
     tree = os.path.join(cache, series)
     stamp = os.path.join(tree, ".complete")
-    if not os.path.exists(stamp):
+    version, packages = apt.kernel_packages(SERIES[series])
+    if not os.path.exists(stamp) or open(stamp).read().strip() != version:
         shutil.rmtree(tree, ignore_errors=True)
         os.makedirs(tree)
-        version, packages = apt.kernel_packages(SERIES[series])
         for name, v in sorted(packages.items()):
             deb = apt.download(name, v)
             subprocess.run(["dpkg-deb", "-x", deb, tree], check=True)
