@@ -88,6 +88,11 @@ pub struct AssumedIdentity<'a> {
 
 impl<'a> AssumedIdentity<'a> {
     pub fn assume(privileges: &'a Privileges, uid: u32, gid: u32) -> Result<Self, Errno> {
+        // -1 is no identity: to setresuid it means "leave unchanged", so a
+        // creation for guest uid -1 would run as the helper itself (root).
+        if uid == u32::MAX || gid == u32::MAX {
+            return Err(Errno::INVAL);
+        }
         let saved_uid = geteuid();
         let saved_gid = getegid();
         set_thread_res_gid(None, Gid::from_raw(gid), saved_gid)?;

@@ -147,6 +147,51 @@ fn embedded_nul_is_refused_and_the_victim_stays() {
     });
 }
 
+/// uid or gid -1 in a creation (found by the `handle` fuzz target): no
+/// identity, so EINVAL and nothing created, where setresuid(-1) would
+/// leave the helper's own identity (root) in place, as the original does.
+#[test]
+fn creations_for_id_minus_one_are_refused() {
+    for_ours(|flavor| {
+        let s = Scratch::new();
+        let h = spawn(flavor, &s.export);
+        for (uid, gid) in [(u32::MAX, 0), (0, u32::MAX), (u32::MAX, u32::MAX)] {
+            let create = Request::Create {
+                path: b"//c",
+                flags: libc::O_CREAT | libc::O_RDWR,
+                mode: 0o644,
+                uid,
+                gid,
+            };
+            assert_eq!(h.fd(&create).unwrap_err(), errno(Errno::INVAL));
+            let mkdir = Request::Mkdir {
+                uid,
+                gid,
+                path: b"//d",
+                mode: 0o755,
+            };
+            assert_eq!(h.status(&mkdir), errno(Errno::INVAL));
+            let mknod = Request::Mknod {
+                uid,
+                gid,
+                path: b"//p",
+                mode: libc::S_IFIFO | 0o644,
+                rdev: 0,
+            };
+            assert_eq!(h.status(&mknod), errno(Errno::INVAL));
+            let symlink = Request::Symlink {
+                uid,
+                gid,
+                target: b"x",
+                path: b"//s",
+            };
+            assert_eq!(h.status(&symlink), errno(Errno::INVAL));
+        }
+        assert_eq!(fs::read_dir(&s.export).unwrap().count(), 0, "nothing created");
+        assert!(h.finish().success());
+    });
+}
+
 #[test]
 fn absurd_sizes_are_errors_not_crashes() {
     for_ours(|flavor| {
