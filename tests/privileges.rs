@@ -153,6 +153,60 @@ fn where_chroot_is_not_permitted_the_message_names_no_chroot() {
     assert!(h.finish().success());
 }
 
+/// A pre-exec hook that makes the helper root of a new user namespace
+/// whose ids 0..65536 are host ids 100000..165536, as LXD's containers have
+/// them: the child unshares, a thread of the test runs newuidmap and
+/// newgidmap on it, then the child becomes the namespace's root and execs.
+/// Done here rather than with `unshare --map-users`, which util-linux has
+/// only from 2.38 on (Debian 11 has 2.36), and without an exec between
+/// unsharing and setuid (an exec with an unmapped uid drops every
+/// capability).
+fn into_mapped_namespace() -> Box<dyn FnMut() -> std::io::Result<()> + Send + Sync> {
+    let (ready_rx, ready_tx) = rustix::pipe::pipe().expect("pipe");
+    let (go_rx, go_tx) = rustix::pipe::pipe().expect("pipe");
+    std::thread::spawn(move || {
+        let mut pid = [0u8; 4];
+        if rustix::io::read(&ready_rx, &mut pid) != Ok(4) {
+            return;
+        }
+        let pid = i32::from_ne_bytes(pid).to_string();
+        let mapped = ["newuidmap", "newgidmap"].iter().all(|tool| {
+            std::process::Command::new(tool)
+                .args([pid.as_str(), "0", "100000", "65536"])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        let _ = rustix::io::write(&go_tx, &[mapped as u8]);
+    });
+    Box::new(move || {
+        use std::os::fd::AsRawFd;
+        let fail = || Err(std::io::Error::last_os_error());
+        // SAFETY: raw syscalls on fds this closure owns and on this
+        // process's own credentials; async-signal-safe, as the time between
+        // fork and exec needs.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                return fail();
+            }
+            let pid = libc::getpid().to_ne_bytes();
+            if libc::write(ready_tx.as_raw_fd(), pid.as_ptr().cast(), 4) != 4 {
+                return fail();
+            }
+            let mut mapped = 0u8;
+            if libc::read(go_rx.as_raw_fd(), (&raw mut mapped).cast(), 1) != 1 || mapped != 1 {
+                return Err(std::io::Error::other("newuidmap or newgidmap failed"));
+            }
+            if libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
+            {
+                return fail();
+            }
+        }
+        Ok(())
+    })
+}
+
 /// LXD: `virtfs-proxy-helper --nodaemon --fd 3 --path SHARE`, as root of a
 /// user namespace whose ids 0..65535 map to 100000..165535 on the host;
 /// files created for guest uid 1000 belong to host uid 101000.
@@ -193,19 +247,7 @@ fn lxd_invocation_in_a_user_namespace() {
         )
         .unwrap();
         let mut spawn = Spawn::new(flavor, &s.export);
-        spawn.wrapper = [
-            "unshare",
-            "--user",
-            "--map-users=100000,0,65536",
-            "--map-groups=100000,0,65536",
-            "--setuid",
-            "0",
-            "--setgid",
-            "0",
-            "--",
-        ]
-        .map(String::from)
-        .to_vec();
+        spawn.pre_exec = Some(into_mapped_namespace());
         let h = spawn.start();
         assert!(h.lstat("/").is_ok(), "{}", h.stderr());
         let create = Request::Create {
