@@ -38,7 +38,7 @@ if ! have_ziglang; then
          "ziglang==$ZIGLANG_VERSION"
   have_ziglang || { echo "build-portable: ziglang $ZIGLANG_VERSION did not install" >&2; exit 1; }
 fi
-if [ "$(cargo zigbuild --version 2>/dev/null | awk '{print $2}')" != "$ZIGBUILD_VERSION" ]; then
+if [ "$(cargo-zigbuild --version 2>/dev/null | awk '{print $2}')" != "$ZIGBUILD_VERSION" ]; then
   echo "build-portable: installing cargo-zigbuild $ZIGBUILD_VERSION (crates.io)" >&2
   cargo install --quiet --locked --version "$ZIGBUILD_VERSION" cargo-zigbuild
 fi

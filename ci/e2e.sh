@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# End-to-end test: QEMU 7.2's proxy 9p driver and a Debian guest kernel
+# End-to-end test: QEMU's proxy 9p driver and a Debian guest kernel
 # mounting the share, with our helper (or the original) behind it.
 #
-#   bash ci/e2e.sh                      # ours, both socket modes
+#   bash ci/e2e.sh                      # ours, both socket modes, QEMU 7.2
 #   bash ci/e2e.sh --helper both        # ours and the original side by side
+#   bash ci/e2e.sh --client 5.2         # Debian 11's QEMU 5.2 as the client
 #   (more options: ci/e2e/run.py --help)
 #
 # Installs qemu-system-x86, busybox-static and cpio from Debian, and takes
 # the guest kernel from Debian's linux-image package (apt-get download,
 # unpacked, not installed) into /var/cache/vph-e2e.
+#
+# --client 5.2 runs QEMU 5.2 from a Debian 11 root (ci/debian-root.sh
+# bullseye), chrooted there with the socket and kernel paths it needs, and
+# both helpers there too: ours as the release binary (ci/build-portable.sh,
+# the one the .deb ships), and QEMU 5.2's own as the oracle. Our helper's
+# view of the client's requests is kept in /var/cache/vph-e2e/wire-CLIENT.json
+# (ci/e2e/wire-diff.py compares two clients).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -40,5 +48,29 @@ if ! ls "$work"/kernel/boot/vmlinuz-* >/dev/null 2>&1; then
   dpkg-deb -x "$work"/linux-image-*.deb "$work/kernel"
 fi
 
-cargo build --release --locked --quiet
-exec python3 ci/e2e/run.py --work "$work" --helper-bin "$PWD/target/release/virtfs-proxy-helper" "$@"
+client=7.2
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --client) client=${2:?--client 7.2|5.2}; shift 2 ;;
+    --client=*) client=${1#--client=}; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+case "$client" in
+  7.2)
+    cargo build --release --locked --quiet
+    exec python3 ci/e2e/run.py --work "$work" --helper-bin "$PWD/target/release/virtfs-proxy-helper" \
+      --client-name qemu-7.2 --wire-record "$work/wire-7.2.json" "${args[@]}"
+    ;;
+  5.2)
+    root=$(bash ci/debian-root.sh bullseye qemu-system-x86)
+    bin=$(bash ci/build-portable.sh | tail -n 1)
+    # The root's /proc and /dev are mounted in a mount namespace of the
+    # run's own, and die with it.
+    exec unshare --mount --propagation private python3 ci/e2e/run.py --work "$work" \
+      --helper-bin "$bin" --client-root "$root" --client-name qemu-5.2 \
+      --wire-record "$work/wire-5.2.json" "${args[@]}"
+    ;;
+  *) echo "e2e: unknown client $client (7.2, 5.2)" >&2; exit 2 ;;
+esac

@@ -12,6 +12,13 @@
 # Kernels come from Debian's archive (bullseye, bookworm, trixie, sid,
 # experimental) through a private apt configuration in /var/cache/vph-kernels
 # (the host's own apt sources are read, never changed), and stay cached there.
+# The 5.10 series boots Debian 11's own userland (ci/debian-root.sh
+# bullseye: glibc 2.31, QEMU 5.2's original helper as the oracle) with the
+# host's root beneath it, and runs the release binary there
+# (ci/build-portable.sh), with the test binaries built for the same glibc
+# floor. The other series run on the host's userland with the debug build.
+# Each series boots the newest kernel its release carries, the security
+# archive's included.
 # The last line is "N passed, M failed" over all kernels run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,5 +61,18 @@ list=$(mktemp /tmp/vph-kernels-list.XXXXXX)
 trap 'rm -f "$list"' EXIT
 bash ci/test-binaries.sh > "$list"
 chmod a+r "$list"
+userland_args=()
+if [ ${#guest_args[@]} -eq 0 ] && { [ $# -eq 0 ] || [[ " $* " == *" 5.10 "* ]]; }; then
+  root=$(bash ci/debian-root.sh bullseye qemu-system-x86 uidmap kmod)
+  # What ci/install-deps.sh gives the host: root's subordinate range.
+  for f in "$root/etc/subuid" "$root/etc/subgid"; do
+    grep -q '^root:100000:65536$' "$f" 2>/dev/null || echo 'root:100000:65536' >> "$f"
+  done
+  portable_list=$(mktemp /tmp/vph-kernels-portable.XXXXXX)
+  trap 'rm -f "$list" "$portable_list"' EXIT
+  bin=$(bash ci/build-portable.sh --tests-list "$portable_list" | tail -n 1)
+  chmod a+r "$portable_list"
+  userland_args=(--userland "bullseye=$root" --userland-list "$portable_list" --userland-helper "$bin")
+fi
 python3 ci/kernels/run.py --list "$list" --helper "$PWD/target/debug/virtfs-proxy-helper" \
-  --json /var/cache/vph-kernels/results.json "${guest_args[@]}" "$@"
+  --json /var/cache/vph-kernels/results.json "${userland_args[@]}" "${guest_args[@]}" "$@"

@@ -68,7 +68,7 @@ fn first_path<'a>(req: &protocol::Request<'a>) -> &'a [u8] {
 }
 
 /// A request's numeric arguments (flags, modes, sizes; never a path or a
-/// name), for the trace log: what tells one client's use of the wire from
+/// name), comma-separated so the log field stays one word, for the trace log: what tells one client's use of the wire from
 /// another's (QEMU 5.2's against 7.2's, say).
 struct WireArgs<'r, 'a>(&'r protocol::Request<'a>);
 
@@ -77,15 +77,17 @@ impl std::fmt::Display for WireArgs<'_, '_> {
         use protocol::Request::*;
         match *self.0 {
             Open { flags, .. } => write!(f, "flags={flags:#o}"),
-            Create { flags, mode, .. } => write!(f, "flags={flags:#o} mode={mode:#o}"),
+            Create { flags, mode, .. } => write!(f, "flags={flags:#o},mode={mode:#o}"),
             Mknod { mode, .. } | Mkdir { mode, .. } | Chmod { mode, .. } => {
                 write!(f, "mode={mode:#o}")
             }
             Readlink { bufsize, .. } => write!(f, "bufsize={bufsize}"),
             Lgetxattr { size, .. } | Llistxattr { size, .. } => write!(f, "size={size}"),
-            Lsetxattr { size, flags, .. } => write!(f, "size={size} flags={flags}"),
-            Chown { uid, gid, .. } => write!(f, "uid={} gid={}", uid as i32, gid as i32),
-            Utime { atime, mtime, .. } => write!(f, "atime_nsec={} mtime_nsec={}", atime.1, mtime.1),
+            Lsetxattr { size, flags, .. } => write!(f, "size={size},flags={flags}"),
+            Chown { uid, gid, .. } => write!(f, "uid={},gid={}", uid as i32, gid as i32),
+            Utime { atime, mtime, .. } => {
+                write!(f, "atime_nsec={},mtime_nsec={}", atime.1, mtime.1)
+            }
             _ => Ok(()),
         }
     }

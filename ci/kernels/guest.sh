@@ -7,11 +7,20 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LANG=C.UTF-8 RUST_BACKTRACE=0
 arg() { sed -n "s/.* vph\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
-tree=$(arg tree) list=$(arg list) helper=$(arg helper) series=$(arg series)
+# On a release's own userland the host's root is at /host: every host path
+# below gets that prefix.
+host=$(arg host)
+tree=$host$(arg tree) list=$host$(arg list) helper=$host$(arg helper) series=$(arg series)
 finish() { echo GUEST-DONE; sync; echo o > /proc/sysrq-trigger; sleep 10; }
 trap finish EXIT
 
 echo "GUEST-KERNEL $(uname -r) ($(uname -v))"
+manifest=$(arg manifest)
+if [ -n "$host" ] && [ -n "$manifest" ]; then
+    # The tests read the checkout (README, docs) where they were built.
+    mount --bind "$host$manifest" "$manifest" || echo "guest: no checkout at $manifest"
+fi
+echo "GUEST-USERLAND $(. /etc/os-release; echo "$PRETTY_NAME"), glibc $(ldd --version | sed -n '1s/.* //p'), helper $(basename "$helper") ($(arg helper_kind))"
 # The guest kernel's modules, unpacked on the host (with modules.dep).
 for m in virtio_blk ext4 crc32c_generic crc32c_intel; do modprobe -q -d "$tree" "$m"; done
 if ! mount -t ext4 /dev/vda /mnt; then
@@ -22,6 +31,8 @@ mkdir -p /mnt/tmp /mnt/home /mnt/export && chmod 1777 /mnt/tmp
 # The host's /tmp is read-only here: everything writable is on the disk.
 export TMPDIR=/mnt/tmp HOME=/mnt/home
 echo "scratch: $(stat -f -c %T /mnt) on /dev/vda"
+sed "s#^#$host#" "$list" > /mnt/list
+list=/mnt/list
 
 bench=$(arg bench)
 if [ -n "$bench" ]; then

@@ -230,7 +230,7 @@ def make_disk(path, size_mib=2048):
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "vph-scratch", path], check=True)
 
 
-def qemu_command(kernel, initrd, accel, append, disk=None, smp=2):
+def qemu_command(kernel, initrd, accel, append, disk=None, smp=2, userland=None):
     cmd = ["qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-m", "2048",
            "-smp", str(smp), "-cpu", "max" if accel == "tcg" else "host",
            "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
@@ -240,6 +240,9 @@ def qemu_command(kernel, initrd, accel, append, disk=None, smp=2):
         cmd += ["-virtfs", "local,path=/,mount_tag=hostroot,security_model=passthrough,"
                            "readonly=on,multidevs=remap,id=hostroot",
                 "-drive", f"file={disk},format=raw,if=virtio,cache=unsafe"]
+    if userland:
+        cmd += ["-virtfs", f"local,path={userland},mount_tag=userland,security_model=passthrough,"
+                           "readonly=on,multidevs=remap,id=userland"]
     return cmd
 
 
@@ -273,6 +276,9 @@ def parse(console):
         m = re.match(r"GUEST-KERNEL (.*)", line)
         if m:
             r["kernel"] = m.group(1)
+        m = re.match(r"GUEST-USERLAND (.*)", line)
+        if m:
+            r["userland"] = m.group(1)
         if line.startswith("REPORT-BEGIN"):
             in_report = True
             continue
@@ -294,12 +300,20 @@ def failed_count(r):
     return max(r["failed"], len(r["binaries_failed"]))
 
 
+def short_userland(text):
+    """"Debian GNU/Linux 11 (bullseye), glibc 2.31, helper X (release,
+    glibc 2.17 floor)" as "Debian 11, glibc 2.31, release"."""
+    m = re.match(r"Debian GNU/Linux (\d+).*?, glibc ([\d.]+), helper \S+ \((\w+)", text)
+    return f"Debian {m.group(1)}, glibc {m.group(2)}, {m.group(3)}" if m else text
+
+
 def features_table(results):
     """docs/kernels.md's table: one row per series, from the guest's
     sandbox report and counts."""
     rows = ["| series | kernel | openat2 | Landlock ABI | close_range | fchmodat2 | *xattrat "
-            "| O_EMPTYPATH | OPENAT2_REGULAR | seccomp | passed | failed | skipped | accel, s |",
-            "|---" * 14 + "|"]
+            "| O_EMPTYPATH | OPENAT2_REGULAR | seccomp | userland, helper | passed | failed "
+            "| skipped | accel, s |",
+            "|---" * 15 + "|"]
     for s, r in results.items():
         rep = r["report"]
         kernel = dict(kv.split("=", 1) for kv in rep.get("kernel", "").split() if "=" in kv)
@@ -312,7 +326,7 @@ def features_table(results):
             f"| {rep.get('openat2', '?')} | {abi} | {kernel.get('close_range', '?')} "
             f"| {kernel.get('fchmodat2', '?')} | {kernel.get('xattrat', '?')} "
             f"| {kernel.get('O_EMPTYPATH', '?')} | {kernel.get('OPENAT2_REGULAR', '?')} "
-            f"| {seccomp} | {r['passed']} | {failed_count(r)} "
+            f"| {seccomp} | {short_userland(r.get('userland', '?'))} | {r['passed']} | {failed_count(r)} "
             f"| {len(r['skipped'])} | {r['accel']}, {r['seconds_total']} |")
     return "\n".join(rows)
 
@@ -327,7 +341,15 @@ def main():
     ap.add_argument("--timeout", type=int, default=2400, help="seconds per guest")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--guest-args", default="", help="extra words for guest.sh (bench)")
+    ap.add_argument("--userland", action="append", default=[], metavar="SUITE=ROOT",
+                    help="boot SUITE's series on this root (a debootstrap root) instead of the "
+                         "host's, running --userland-list's tests and --userland-helper")
+    ap.add_argument("--userland-list", help="test binaries built for the userland's glibc")
+    ap.add_argument("--userland-helper", help="the helper binary (the release build)")
+    ap.add_argument("--manifest", default=os.path.dirname(os.path.dirname(HERE)),
+                    help="the checkout the tests were built in")
     args = ap.parse_args()
+    userlands = dict(u.split("=", 1) for u in args.userland)
     series = args.series or list(SERIES)
     for s in series:
         if s not in SERIES:
@@ -344,19 +366,33 @@ def main():
         try:
             initrd = build_initramfs(work, modules, release)
             accel = choose_accel(kernel, initrd, args.accel)
+            userland = userlands.get(SERIES[s])
+            list_file, helper = (args.userland_list, args.userland_helper) if userland \
+                else (args.list, args.helper)
             # Hand the list over in the cache, beside the kernel.
-            shutil.copy(args.list, os.path.join(work, "list"))
+            shutil.copy(list_file, os.path.join(work, "list"))
             os.chmod(os.path.join(work, "list"), 0o644)
             disk = os.path.join(work, "scratch.img")
             make_disk(disk)
             append = (f"vph.run={work} vph.tree={tree} vph.list={work}/list "
-                      f"vph.helper={args.helper} vph.script={HERE}/guest.sh "
+                      f"vph.helper={helper} vph.script={HERE}/guest.sh "
                       f"vph.series={s} {args.guest_args}")
+            if userland:
+                # Mount points for the host's root and the checkout (the
+                # tests read README and docs where they were built).
+                for d in ["host", args.manifest.lstrip("/")]:
+                    os.makedirs(os.path.join(userland, d), exist_ok=True)
+                append = (f"vph.userland=1 vph.host=/host vph.manifest={args.manifest} "
+                          f"vph.helper_kind=release,glibc-2.17-floor vph.script=/host{HERE}/guest.sh "
+                          + append.replace(f"vph.script={HERE}/guest.sh ", ""))
+            else:
+                append += " vph.helper_kind=debug"
             log_path = os.path.join(args.cache, f"console-{s}.log")
             print(f"accelerator: {accel}; console log: {log_path}", flush=True)
             with open(log_path, "w") as log:
                 console, finished = run_bounded(
-                    qemu_command(kernel, initrd, accel, append, disk), args.timeout,
+                    qemu_command(kernel, initrd, accel, append, disk, userland=userland),
+                    args.timeout,
                     until="GUEST-DONE", log=log)
             r = parse(console)
             if "vph.bench=" in args.guest_args:
@@ -379,6 +415,7 @@ def main():
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(f"guest kernel: {r.get('kernel', '?')}")
+        print(f"guest userland: {r.get('userland', '?')}")
         for k, v in r["report"].items():
             print(f"  {k + ':':14} {v}")
         for sk in r["skipped"]:
