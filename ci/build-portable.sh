@@ -72,12 +72,6 @@ echo "build-portable: newest glibc symbol version $newest (floor $FLOOR); librar
 if [ "${1:-}" = --tests-list ]; then
   # The integration test binaries for the same floor, listed in FILE.
   cargo zigbuild --quiet --locked --tests --target "$TRIPLE.$FLOOR" --message-format=json \
-    | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line) if line.startswith("{") else {}
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])
-' > "$2"
+    | python3 ci/cargo-executables.py --tests > "$2"
 fi
 echo "$bin"

@@ -45,13 +45,7 @@ guest_args=()
 if [ "${1:-}" = --bench ]; then
   shift
   bench=$(cargo bench --locked --bench latency --no-run --message-format=json 2>/dev/null \
-    | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "latency":
-        print(m["executable"])
-')
+    | python3 ci/cargo-executables.py --target latency)
   guest_args=(--guest-args "vph.bench=$bench vph.iters=${VPH_BENCH_ITERS:-5000}")
   [ $# -gt 0 ] || set -- 7.2
 fi

@@ -4,11 +4,4 @@
 # each guest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --locked --tests --no-run --message-format=json 2>/dev/null \
-  | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])
-'
+cargo test --locked --tests --no-run --message-format=json 2>/dev/null | python3 ci/cargo-executables.py --tests
