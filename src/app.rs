@@ -41,6 +41,7 @@ use tracing::{error, info, warn};
 /// final symlink), and an `--fd` a connected UNIX stream socket. A failure
 /// here is a misuse of the command line (exit status 2).
 pub fn validate(cli: &Cli) -> Result<(), String> {
+    cli.translation()?;
     match rustix::fs::lstat(&cli.path) {
         Err(e) => {
             return Err(format!(
@@ -331,6 +332,16 @@ fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Expo
         info!("procfs: not used; this kernel has O_EMPTYPATH, fchmodat2 and the *xattrat calls");
     }
     info!("sandbox: {}", report.summary());
+    let ids = cli
+        .translation()
+        .map_err(|e| SetupError(format!("id translation: {e}")))?;
+    if !ids.is_identity() {
+        info!(
+            uid_rules = %ids.uids.rules().join(" "),
+            gid_rules = %ids.gids.rules().join(" "),
+            "id translation: guest ids no rule covers map to themselves"
+        );
+    }
     let export = Export {
         root,
         resolver: Resolver::new(resolver),
@@ -340,6 +351,7 @@ fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Expo
         readonly: cli.readonly,
         features,
         deferred: crate::deferred_close::DeferredClose::new(features.close_range),
+        ids,
     };
     Ok((pending, export))
 }

@@ -135,4 +135,32 @@ pub struct Cli {
     /// Log level
     #[arg(long, value_enum, default_value_t = LogLevel::Info, value_name = "LEVEL")]
     pub log_level: LogLevel,
+
+    /// Translate uids between guest and host, in credentials, stat replies
+    /// and POSIX ACLs (repeatable; virtiofsd's rules: map:G:H:N, guest:G:H:N,
+    /// host:H:G:N, squash-guest:G:H:N, squash-host:H:G:N, forbid-guest:G:N;
+    /// N is a count)
+    #[arg(long = "translate-uid", value_name = "RULE")]
+    pub translate_uid: Vec<String>,
+
+    /// Translate gids between guest and host, as --translate-uid does uids
+    #[arg(long = "translate-gid", value_name = "RULE")]
+    pub translate_gid: Vec<String>,
+}
+
+impl Cli {
+    /// The id translation the command line asks for; the error names the
+    /// option and the rule.
+    pub fn translation(&self) -> Result<crate::idmap::Translation, String> {
+        let mut t = crate::idmap::Translation::default();
+        for (option, rules, map) in [
+            ("--translate-uid", &self.translate_uid, &mut t.uids),
+            ("--translate-gid", &self.translate_gid, &mut t.gids),
+        ] {
+            for rule in rules {
+                map.add_rule(rule).map_err(|e| format!("{option} {e}"))?;
+            }
+        }
+        Ok(t)
+    }
 }

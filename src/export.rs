@@ -40,6 +40,9 @@ pub struct Export {
     pub features: crate::syscalls::Features,
     /// Where resolved `O_PATH` fds go when a request is done with them.
     pub deferred: DeferredClose,
+    /// `--translate-uid`/`--translate-gid`: applied where ids cross the
+    /// wire (`ops::handle`), never inside an operation.
+    pub ids: crate::idmap::Translation,
 }
 
 /// The fd of a resolved path, for one request: an `O_PATH` fd from the

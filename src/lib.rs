@@ -10,6 +10,8 @@
 //! - [`resolve`]: confined path resolution (openat2 and the walker)
 //! - [`deferred_close`]: batched closing of resolved `O_PATH` fds
 //! - [`procfs`]: reopening resolved inodes through `/proc/self/fd`
+//! - [`idmap`]: guest/host id translation (`--translate-uid`/`-gid`),
+//!   stat replies and POSIX ACL entries included
 //! - [`privilege`]: capabilities and the guest-identity guard
 //! - [`sandbox`]: chroot, Landlock, seccomp, resource limits, the report
 //! - [`syscalls`]: newer syscalls rustix does not wrap yet (probed)
@@ -25,6 +27,7 @@ pub mod deferred_close;
 pub mod endpoint;
 pub mod error;
 pub mod export;
+pub mod idmap;
 pub mod logging;
 pub mod ops;
 pub mod path;

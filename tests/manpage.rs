@@ -39,7 +39,40 @@ virtfs\-proxy\-helper \-\-sandbox\-report \-\-path /srv/share
 .fi
 .RE
 .PP
+As an ordinary user, every guest write landing as that user (uid and gid
+1000 here), shown to the guest as 1000 (no setuid helper; \fB\-\-no\-chroot\fR
+since chroot needs privilege):
+.PP
+.RS 4
+.nf
+virtfs\-proxy\-helper \-\-no\-chroot \-\-nodaemon \-\-fd 3 \-\-path /srv/share \e
+    \-\-translate\-uid squash\-guest:0:1000:4294967295 \-\-translate\-uid host:1000:1000:1 \e
+    \-\-translate\-gid squash\-guest:0:1000:4294967295 \-\-translate\-gid host:1000:1000:1
+.fi
+.RE
+.PP
 In the guest: \fBmount \-t 9p \-o trans=virtio,version=9p2000.L share /mnt\fR
+.SH ID TRANSLATION
+Rules for \fB\-\-translate\-uid\fR and \fB\-\-translate\-gid\fR, as virtiofsd
+takes them; N is a count, not the end of a range, and ids no rule covers
+map to themselves:
+.TP
+\fBmap:\fIG\fB:\fIH\fB:\fIN\fR
+guest G+i is host H+i, both ways
+.TP
+\fBguest:\fIG\fB:\fIH\fB:\fIN\fR, \fBhost:\fIH\fB:\fIG\fB:\fIN\fR
+one way only: guest to host, or host to guest
+.TP
+\fBsquash\-guest:\fIG\fB:\fIH\fB:\fIN\fR, \fBsquash\-host:\fIH\fB:\fIG\fB:\fIN\fR
+every id of the range becomes the one id H (G)
+.TP
+\fBforbid\-guest:\fIG\fB:\fIN\fR
+creations and chown to these guest ids answer EPERM
+.PP
+Translation applies to the ids of creations, T_CHOWN (\-1 stays \-1), stat
+replies and the ACL_USER and ACL_GROUP entries of POSIX ACL xattrs, both
+ways. Overlapping source ranges, malformed rules and a count that looks
+like a range end exit with status 2, naming the rule.
 .SH LOGGING
 Without \fB\-\-nodaemon\fR the helper detaches once set\-up has succeeded and
 logs to syslog, facility daemon, tagged \fBvirtfs\-proxy\-helper[PID]\fR (read

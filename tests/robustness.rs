@@ -187,7 +187,11 @@ fn creations_for_id_minus_one_are_refused() {
             };
             assert_eq!(h.status(&symlink), errno(Errno::INVAL));
         }
-        assert_eq!(fs::read_dir(&s.export).unwrap().count(), 0, "nothing created");
+        assert_eq!(
+            fs::read_dir(&s.export).unwrap().count(),
+            0,
+            "nothing created"
+        );
         assert!(h.finish().success());
     });
 }

@@ -70,6 +70,7 @@ fn build() -> Scene {
             readonly: false,
             features,
             deferred: virtfs_proxy_helper::deferred_close::DeferredClose::new(true),
+            ids: Default::default(),
         };
         let canary_state = state(&canary);
         let exports = [make(ResolverKind::Openat2), make(ResolverKind::Walker)];

@@ -15,6 +15,7 @@ mod xattrs;
 
 use crate::error::{OpError, OpResult};
 use crate::export::Export;
+use crate::idmap::Translation;
 use crate::protocol::{HEADER_SIZE, ReplyKind, Request, WireStat, WireStatFs, encode_string_with};
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
@@ -59,6 +60,13 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
         return Reply::failure(req.kind().reply_kind(), err);
     }
     let status = |r: OpResult<()>| Reply::Status(r.map(|()| 0));
+    // Ids cross the wire here and nowhere else: guest ids to the host's on
+    // the way in, the host's to the guest's on the way out (`ex.ids`).
+    let to_host = |uid, gid| {
+        ex.ids
+            .creator(uid, gid)
+            .map_err(|e| OpError::new(e, "a --translate rule forbids this guest id"))
+    };
     match *req {
         Request::Open { path, flags } => Reply::Fd(files::open(ex, path, flags)),
         Request::Create {
@@ -67,7 +75,9 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
             mode,
             uid,
             gid,
-        } => Reply::Fd(files::create(ex, path, flags, mode, uid, gid)),
+        } => Reply::Fd(
+            to_host(uid, gid).and_then(|(uid, gid)| files::create(ex, path, flags, mode, uid, gid)),
+        ),
         Request::Getversion { path } => Reply::Response(
             files::getversion(ex, path).map(|v| out.extend_from_slice(&v.to_ne_bytes())),
         ),
@@ -77,24 +87,33 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
             path,
             mode,
             rdev,
-        } => status(nodes::mknod(ex, uid, gid, path, mode, rdev)),
+        } => status(
+            to_host(uid, gid).and_then(|(uid, gid)| nodes::mknod(ex, uid, gid, path, mode, rdev)),
+        ),
         Request::Mkdir {
             uid,
             gid,
             path,
             mode,
-        } => status(nodes::mkdir(ex, uid, gid, path, mode)),
+        } => {
+            status(to_host(uid, gid).and_then(|(uid, gid)| nodes::mkdir(ex, uid, gid, path, mode)))
+        }
         Request::Symlink {
             uid,
             gid,
             target,
             path,
-        } => status(nodes::symlink(ex, uid, gid, target, path)),
+        } => status(
+            to_host(uid, gid).and_then(|(uid, gid)| nodes::symlink(ex, uid, gid, target, path)),
+        ),
         Request::Link { old, new } => status(nodes::link(ex, old, new)),
         Request::Rename { old, new } => status(nodes::rename(ex, old, new)),
         Request::Remove { path } => status(nodes::remove(ex, path)),
         Request::Lstat { path } => {
-            Reply::Response(attrs::lstat(ex, path).map(|st: WireStat| st.encode(out)))
+            Reply::Response(attrs::lstat(ex, path).map(|mut st: WireStat| {
+                ex.ids.stat_to_guest(&mut st);
+                st.encode(out)
+            }))
         }
         Request::Readlink { path, bufsize } => {
             Reply::Response(attrs::readlink(ex, path, bufsize, out))
@@ -103,14 +122,40 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
             Reply::Response(attrs::statfs(ex, path).map(|st: WireStatFs| st.encode(out)))
         }
         Request::Chmod { path, mode } => status(attrs::chmod(ex, path, mode)),
-        Request::Chown { path, uid, gid } => status(attrs::chown(ex, path, uid, gid)),
+        Request::Chown { path, uid, gid } => {
+            status(to_host(uid, gid).and_then(|(uid, gid)| attrs::chown(ex, path, uid, gid)))
+        }
         Request::Truncate { path, length } => status(attrs::truncate(ex, path, length)),
         Request::Utime { path, atime, mtime } => status(attrs::utime(ex, path, atime, mtime)),
-        Request::Lgetxattr { size, path, name } => {
-            xattr_reply(size, out, |buf| xattrs::lgetxattr(ex, path, name, buf))
-        }
+        Request::Lgetxattr { size, path, name } => xattr_reply(size, out, |buf| match buf {
+            Some(buf) if !ex.ids.is_identity() && Translation::is_acl(name) => {
+                let len = xattrs::lgetxattr(ex, path, name, Some(&mut *buf))?;
+                let room = buf.len();
+                ex.ids.acl_to_guest(&mut buf[..len.min(room)]);
+                Ok(len)
+            }
+            buf => xattrs::lgetxattr(ex, path, name, buf),
+        }),
         Request::Llistxattr { size, path } => {
             xattr_reply(size, out, |buf| xattrs::llistxattr(ex, path, buf))
+        }
+        Request::Lsetxattr {
+            path,
+            name,
+            value,
+            size,
+            flags,
+        } if !ex.ids.is_identity() && Translation::is_acl(name) => {
+            // The value is at most one message (64 KiB): rewritten in a copy,
+            // as much of it as the size field stores (lsetxattr checks it).
+            let stored = usize::try_from(size).map_or(value.len(), |n| n.min(value.len()));
+            let mut acl = value[..stored].to_vec();
+            status(
+                ex.ids
+                    .acl_to_host(&mut acl)
+                    .map_err(|e| OpError::new(e, "translating the ids of a POSIX ACL"))
+                    .and_then(|()| xattrs::lsetxattr(ex, path, name, &acl, size, flags)),
+            )
         }
         Request::Lsetxattr {
             path,

@@ -1,0 +1,478 @@
+//! Id translation between the guest and the host (`--translate-uid`,
+//! `--translate-gid`), with virtiofsd's rules and meanings:
+//!
+//! | rule | meaning |
+//! |---|---|
+//! | `guest:G:H:N` | guest G+i becomes host H+i |
+//! | `host:H:G:N` | host H+i is shown as guest G+i |
+//! | `map:G:H:N` | both |
+//! | `squash-guest:G:H:N` | every guest id in G..G+N becomes host H |
+//! | `squash-host:H:G:N` | every host id in H..H+N is shown as guest G |
+//! | `forbid-guest:G:N` | the guest may not create as, or chown to, G..G+N (EPERM) |
+//!
+//! N is a count. Ids no rule covers map to themselves. Each direction is a
+//! table of its own, whose source ranges may not overlap. The requests
+//! call this at their boundaries only: credentials and T_CHOWN's ids on the
+//! way in, stat replies on the way out, and the ids inside POSIX ACL xattrs
+//! both ways (virtiofsd refuses translation with ACLs; here the entries are
+//! rewritten). Pure code: no syscall, so it fuzzes on its own.
+
+use crate::protocol::WireStat;
+use rustix::io::Errno;
+
+/// Ids are 32 bits; -1 is no id (it means "unchanged" to chown and
+/// setresuid), so no range may reach it.
+const NO_ID: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Source id `start + i` becomes `to + i`.
+    Shift { to: u32 },
+    /// Every source id becomes `to`.
+    Squash { to: u32 },
+    /// EPERM (guest to host only).
+    Forbid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    start: u32,
+    /// One past the last id covered (at most `NO_ID`).
+    end: u32,
+    action: Action,
+    /// The rule as written, for error messages and the report.
+    rule: String,
+}
+
+/// One direction's table: sorted, non-overlapping ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Table {
+    entries: Vec<Entry>,
+}
+
+impl Table {
+    fn insert(&mut self, entry: Entry, side: &str) -> Result<(), String> {
+        if let Some(other) = self
+            .entries
+            .iter()
+            .find(|e| e.start < entry.end && entry.start < e.end)
+        {
+            return Err(format!(
+                "`{}` overlaps `{}`: the first covers {side} ids {}, the second {side} ids {} \
+                 (the last number of a rule is a count, not the end of a range)",
+                entry.rule,
+                other.rule,
+                span(entry.start, entry.end),
+                span(other.start, other.end),
+            ));
+        }
+        let at = self.entries.partition_point(|e| e.start < entry.start);
+        self.entries.insert(at, entry);
+        Ok(())
+    }
+
+    fn lookup(&self, id: u32) -> Result<u32, Errno> {
+        let at = self.entries.partition_point(|e| e.end <= id);
+        match self.entries.get(at) {
+            Some(e) if e.start <= id => match e.action {
+                Action::Shift { to } => Ok(to + (id - e.start)),
+                Action::Squash { to } => Ok(to),
+                Action::Forbid => Err(Errno::PERM),
+            },
+            _ => Ok(id),
+        }
+    }
+}
+
+fn span(start: u32, end: u32) -> String {
+    format!("{start}..={}", end - 1)
+}
+
+/// The translation of one kind of id (uids or gids), both directions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMap {
+    guest_to_host: Table,
+    host_to_guest: Table,
+    rules: Vec<String>,
+}
+
+impl IdMap {
+    /// Parses and adds one rule. The error names the rule and says what is
+    /// wrong with it.
+    pub fn add_rule(&mut self, rule: &str) -> Result<(), String> {
+        let fields: Vec<&str> = rule.split(':').collect();
+        let bad = |why: &str| Err(format!("`{rule}`: {why}"));
+        let number = |s: &str, what: &str| -> Result<u64, String> {
+            s.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= u64::from(u32::MAX))
+                .ok_or_else(|| {
+                    format!("`{rule}`: {what} `{s}` is not a number from 0 to 4294967295")
+                })
+        };
+        let (kind, args) = match fields.split_first() {
+            Some((kind, args)) => (*kind, args),
+            None => return bad("empty"),
+        };
+        let wanted = if kind == "forbid-guest" { 2 } else { 3 };
+        if !matches!(
+            kind,
+            "guest" | "host" | "map" | "squash-guest" | "squash-host" | "forbid-guest"
+        ) {
+            return bad(
+                "unknown kind; one of guest, host, map, squash-guest, squash-host, forbid-guest",
+            );
+        }
+        if args.len() != wanted {
+            return bad(&format!(
+                "{kind} takes {wanted} numbers ({})",
+                if wanted == 2 {
+                    "forbid-guest:GUEST:COUNT"
+                } else {
+                    "KIND:FROM:TO:COUNT"
+                }
+            ));
+        }
+        let from = number(args[0], "the first id")?;
+        let count = number(args[wanted - 1], "the count")?;
+        let to = if wanted == 3 {
+            number(args[1], "the second id")?
+        } else {
+            0
+        };
+        if count == 0 {
+            return bad("the count is 0: the rule covers no id");
+        }
+        let source_side = if kind.starts_with("host") || kind == "squash-host" {
+            "host"
+        } else {
+            "guest"
+        };
+        if from + count > u64::from(NO_ID) {
+            return bad(&format!(
+                "{from} plus a count of {count} reaches past the largest id, 4294967294"
+            ));
+        }
+        let shifts = matches!(kind, "guest" | "host" | "map");
+        if shifts && to + count > u64::from(NO_ID) {
+            return bad(&format!(
+                "{to} plus a count of {count} reaches past the largest id, 4294967294"
+            ));
+        }
+        if !shifts && to == u64::from(NO_ID) {
+            return bad("4294967295 is no id");
+        }
+        if from > 0 && count > from && count < 4 * from {
+            // Written as a range end, the way virtiofsd's users often
+            // misread it: say what it means instead of guessing.
+            return bad(&format!(
+                "the count {count} looks like the end of a range; this rule would cover \
+                 {source_side} ids {} ({count} ids). For that, split it into rules whose \
+                 counts are below their first ids; for ids {from}..={count}, the count is {}",
+                span(from as u32, (from + count) as u32),
+                count - from + 1
+            ));
+        }
+        let (from, to, end) = (from as u32, to as u32, (from + count) as u32);
+        let entry = |action| Entry {
+            start: from,
+            end,
+            action,
+            rule: rule.to_string(),
+        };
+        match kind {
+            "guest" => self
+                .guest_to_host
+                .insert(entry(Action::Shift { to }), "guest")?,
+            "host" => self
+                .host_to_guest
+                .insert(entry(Action::Shift { to }), "host")?,
+            "map" => {
+                self.guest_to_host
+                    .insert(entry(Action::Shift { to }), "guest")?;
+                let back = Entry {
+                    start: to,
+                    end: to + (end - from),
+                    action: Action::Shift { to: from },
+                    rule: rule.to_string(),
+                };
+                if let Err(e) = self.host_to_guest.insert(back, "host") {
+                    self.guest_to_host.entries.retain(|e| e.rule != rule);
+                    return Err(e);
+                }
+            }
+            "squash-guest" => self
+                .guest_to_host
+                .insert(entry(Action::Squash { to }), "guest")?,
+            "squash-host" => self
+                .host_to_guest
+                .insert(entry(Action::Squash { to }), "host")?,
+            _ => self.guest_to_host.insert(entry(Action::Forbid), "guest")?,
+        }
+        self.rules.push(rule.to_string());
+        Ok(())
+    }
+
+    /// The rules as given, in order.
+    pub fn rules(&self) -> &[String] {
+        &self.rules
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// A guest id as the host stores it; EPERM where a rule forbids it.
+    /// -1 (no id) stays -1.
+    pub fn to_host(&self, guest: u32) -> Result<u32, Errno> {
+        if guest == NO_ID {
+            return Ok(NO_ID);
+        }
+        self.guest_to_host.lookup(guest)
+    }
+
+    /// A host id as the guest sees it.
+    pub fn to_guest(&self, host: u32) -> u32 {
+        if host == NO_ID {
+            return NO_ID;
+        }
+        // Host-to-guest tables hold no Forbid entry.
+        self.host_to_guest.lookup(host).unwrap_or(host)
+    }
+}
+
+/// The uid and gid translations in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Translation {
+    pub uids: IdMap,
+    pub gids: IdMap,
+}
+
+/// `system.posix_acl_access`, the ACL of the object itself.
+pub const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
+/// `system.posix_acl_default`, the ACL new entries of a directory inherit.
+pub const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
+
+/// `posix_acl_xattr_header.a_version`.
+const ACL_VERSION: u32 = 2;
+const ACL_HEADER: usize = 4;
+const ACL_ENTRY: usize = 8;
+/// Entry tags whose id field carries a uid or a gid.
+const ACL_USER: u16 = 0x02;
+const ACL_GROUP: u16 = 0x08;
+
+impl Translation {
+    pub fn is_identity(&self) -> bool {
+        self.uids.is_identity() && self.gids.is_identity()
+    }
+
+    /// The host ids a creation by guest `uid`:`gid` runs as.
+    pub fn creator(&self, uid: u32, gid: u32) -> Result<(u32, u32), Errno> {
+        Ok((self.uids.to_host(uid)?, self.gids.to_host(gid)?))
+    }
+
+    /// Ids from the guest's T_CHOWN as the host stores them (-1 stays -1).
+    pub fn chown(&self, uid: u32, gid: u32) -> Result<(u32, u32), Errno> {
+        self.creator(uid, gid)
+    }
+
+    /// A stat reply's owner as the guest sees it.
+    pub fn stat_to_guest(&self, st: &mut WireStat) {
+        st.uid = self.uids.to_guest(st.uid);
+        st.gid = self.gids.to_guest(st.gid);
+    }
+
+    /// Whether an xattr name is one of the POSIX ACLs whose entries carry
+    /// ids (QEMU may send the name with its C terminator).
+    pub fn is_acl(name: &[u8]) -> bool {
+        let name = name.strip_suffix(b"\0").unwrap_or(name);
+        name == ACL_ACCESS || name == ACL_DEFAULT
+    }
+
+    /// Rewrites a POSIX ACL xattr value from the guest in place, its
+    /// `ACL_USER` and `ACL_GROUP` ids to the host's. A value that is not a
+    /// well-formed version-2 ACL is EINVAL (the kernel would refuse it too,
+    /// but never with ids left untranslated); a forbidden id is EPERM.
+    pub fn acl_to_host(&self, acl: &mut [u8]) -> Result<(), Errno> {
+        rewrite_acl(acl, |tag, id| match tag {
+            ACL_USER => self.uids.to_host(id),
+            ACL_GROUP => self.gids.to_host(id),
+            _ => Ok(id),
+        })
+    }
+
+    /// Rewrites a POSIX ACL xattr value read from the host in place, its
+    /// ids to the guest's. A value the kernel would never produce is left
+    /// as it is.
+    pub fn acl_to_guest(&self, acl: &mut [u8]) {
+        let _ = rewrite_acl(acl, |tag, id| {
+            Ok(match tag {
+                ACL_USER => self.uids.to_guest(id),
+                ACL_GROUP => self.gids.to_guest(id),
+                _ => id,
+            })
+        });
+    }
+}
+
+/// Applies `map(tag, id)` to every entry's id of an ACL xattr value
+/// (`posix_acl_xattr_header` then `posix_acl_xattr_entry`s, little-endian).
+/// Checks the whole value before changing any of it.
+fn rewrite_acl(
+    acl: &mut [u8],
+    mut map: impl FnMut(u16, u32) -> Result<u32, Errno>,
+) -> Result<(), Errno> {
+    if acl.len() < ACL_HEADER || (acl.len() - ACL_HEADER) % ACL_ENTRY != 0 {
+        return Err(Errno::INVAL);
+    }
+    let version = u32::from_le_bytes(acl[..ACL_HEADER].try_into().expect("4 bytes"));
+    if version != ACL_VERSION {
+        return Err(Errno::INVAL);
+    }
+    let mut mapped = Vec::with_capacity((acl.len() - ACL_HEADER) / ACL_ENTRY);
+    for entry in acl[ACL_HEADER..].chunks_exact(ACL_ENTRY) {
+        let tag = u16::from_le_bytes([entry[0], entry[1]]);
+        let id = u32::from_le_bytes(entry[4..8].try_into().expect("4 bytes"));
+        mapped.push(map(tag, id)?);
+    }
+    for (entry, id) in acl[ACL_HEADER..].chunks_exact_mut(ACL_ENTRY).zip(mapped) {
+        entry[4..8].copy_from_slice(&id.to_le_bytes());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(rules: &[&str]) -> IdMap {
+        let mut m = IdMap::default();
+        for r in rules {
+            m.add_rule(r).unwrap();
+        }
+        m
+    }
+
+    #[test]
+    fn each_rule_kind_means_what_virtiofsd_says() {
+        let m = map(&["map:0:100000:1000"]);
+        assert_eq!(m.to_host(5), Ok(100_005));
+        assert_eq!(m.to_guest(100_005), 5);
+        assert_eq!(m.to_host(1000), Ok(1000), "uncovered ids map to themselves");
+        let m = map(&["guest:10:20:5"]);
+        assert_eq!((m.to_host(12), m.to_guest(22)), (Ok(22), 22));
+        let m = map(&["host:20:10:5"]);
+        assert_eq!((m.to_host(12), m.to_guest(22)), (Ok(12), 12));
+        let m = map(&["squash-guest:0:1001:4294967295", "host:1001:1000:1"]);
+        assert_eq!(m.to_host(0), Ok(1001));
+        assert_eq!(m.to_host(4_294_967_294), Ok(1001));
+        assert_eq!(m.to_guest(1001), 1000);
+        let m = map(&["squash-host:100:0:50"]);
+        assert_eq!((m.to_guest(149), m.to_guest(150)), (0, 150));
+        let m = map(&["forbid-guest:0:1"]);
+        assert_eq!(m.to_host(0), Err(Errno::PERM));
+        assert_eq!(m.to_host(1), Ok(1));
+        assert_eq!(m.to_host(u32::MAX), Ok(u32::MAX), "-1 stays -1");
+    }
+
+    #[test]
+    fn bad_rules_name_themselves() {
+        let cases = [
+            ("", "unknown kind"),
+            ("map:1:2", "takes 3 numbers"),
+            ("forbid-guest:1:2:3", "takes 2 numbers"),
+            ("nap:1:2:3", "unknown kind"),
+            ("map:x:2:3", "`x` is not a number"),
+            ("map:1:2:-3", "`-3` is not a number"),
+            ("map:1:2:0", "count is 0"),
+            ("map:4294967290:0:10", "reaches past"),
+            ("guest:0:4294967290:10", "reaches past"),
+            ("squash-guest:0:4294967295:1", "no id"),
+            ("forbid-guest:1000:2000", "looks like the end of a range"),
+        ];
+        for (rule, why) in cases {
+            let err = IdMap::default().add_rule(rule).unwrap_err();
+            assert!(err.contains(&format!("`{rule}`")), "{err}");
+            assert!(err.contains(why), "{rule}: {err}");
+        }
+        let err = IdMap::default()
+            .add_rule("forbid-guest:1000:1999")
+            .unwrap_err();
+        assert!(err.contains("guest ids 1000..=2998"), "{err}");
+        assert!(err.contains("the count is 1000"), "{err}");
+    }
+
+    #[test]
+    fn overlaps_within_a_direction_are_refused() {
+        let mut m = map(&["map:0:100000:1000"]);
+        let err = m.add_rule("guest:999:5:1").unwrap_err();
+        assert!(
+            err.contains("`guest:999:5:1` overlaps `map:0:100000:1000`"),
+            "{err}"
+        );
+        let err = m.add_rule("host:100500:0:1").unwrap_err();
+        assert!(err.contains("overlaps"), "{err}");
+        // The other direction of a rule that failed halfway is not kept.
+        let err = m.add_rule("map:5000:100999:2").unwrap_err();
+        assert!(err.contains("overlaps"), "{err}");
+        assert_eq!(m.to_host(5000), Ok(5000));
+        m.add_rule("guest:1000:5:1").unwrap();
+        assert_eq!(m.rules(), ["map:0:100000:1000", "guest:1000:5:1"]);
+    }
+
+    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+        let mut v = ACL_VERSION.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            v.extend_from_slice(&tag.to_le_bytes());
+            v.extend_from_slice(&perm.to_le_bytes());
+            v.extend_from_slice(&id.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn acl_entries_are_translated_both_ways() {
+        let mut t = Translation::default();
+        t.uids.add_rule("map:1000:101000:100").unwrap();
+        t.gids.add_rule("map:1000:201000:100").unwrap();
+        t.uids.add_rule("forbid-guest:0:1").unwrap();
+        let guest = acl(&[
+            (0x01, 6, u32::MAX),
+            (ACL_USER, 4, 1000),
+            (0x04, 4, u32::MAX),
+            (ACL_GROUP, 4, 1001),
+            (0x10, 6, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ]);
+        let mut v = guest.clone();
+        t.acl_to_host(&mut v).unwrap();
+        let host = acl(&[
+            (0x01, 6, u32::MAX),
+            (ACL_USER, 4, 101_000),
+            (0x04, 4, u32::MAX),
+            (ACL_GROUP, 4, 201_001),
+            (0x10, 6, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ]);
+        assert_eq!(v, host);
+        t.acl_to_guest(&mut v);
+        assert_eq!(v, guest);
+        let mut forbidden = acl(&[(ACL_USER, 4, 0), (ACL_GROUP, 4, 1000)]);
+        let before = forbidden.clone();
+        assert_eq!(t.acl_to_host(&mut forbidden), Err(Errno::PERM));
+        assert_eq!(forbidden, before, "nothing changed by a refused value");
+        for bad in [
+            vec![],
+            vec![2, 0, 0],
+            acl(&[(ACL_USER, 4, 1)])[..9].to_vec(),
+        ] {
+            let mut b = bad.clone();
+            assert_eq!(t.acl_to_host(&mut b), Err(Errno::INVAL));
+        }
+        let mut v1 = acl(&[(ACL_USER, 4, 1000)]);
+        v1[0] = 1;
+        assert_eq!(t.acl_to_host(&mut v1.clone()), Err(Errno::INVAL));
+        assert!(Translation::is_acl(b"system.posix_acl_default\0"));
+        assert!(!Translation::is_acl(b"user.posix_acl_access"));
+    }
+}
