@@ -23,6 +23,7 @@ use crate::endpoint::{self, Janitor, SocketFile};
 use crate::error::SetupError;
 use crate::export::Export;
 use crate::logging::{self, LogTarget};
+use crate::process::{self, Forked};
 use crate::procfs::ProcSelfFd;
 use crate::resolve::{Resolver, ResolverKind, probe_openat2};
 use crate::sandbox::{self, OnFailure, Options, Report};
@@ -189,15 +190,13 @@ fn sandbox_report(cli: &Cli) -> ExitCode {
         }
     };
     let _ = std::io::stdout().flush();
-    // SAFETY: the helper is single-threaded, so the child may run any code;
-    // it ends in `_exit` and never returns here.
-    match unsafe { libc::fork() } {
-        -1 => {
-            let e = std::io::Error::last_os_error();
+    // The child ends in `exit_now` and never returns here.
+    match process::fork() {
+        Err(e) => {
             eprintln!("{}: forking the trial process: {e}", logging::PROGRAM);
             ExitCode::FAILURE
         }
-        0 => {
+        Ok(Forked::Child) => {
             let prepared = prepare(cli, root.as_fd());
             let report = match sandbox::confine(
                 root.as_fd(),
@@ -210,34 +209,27 @@ fn sandbox_report(cli: &Cli) -> ExitCode {
                 // Record mode does not stop; keep the text if it ever did.
                 Err(SetupError(msg)) => {
                     eprintln!("{}: {msg}", logging::PROGRAM);
-                    // SAFETY: ends the forked child.
-                    unsafe { libc::_exit(1) }
+                    process::exit_now(1)
                 }
             };
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "{report}");
             let _ = out.flush();
             let status = i32::from(!report.failures().is_empty());
-            // SAFETY: ends the forked child without the parent's destructors.
-            unsafe { libc::_exit(status) }
+            process::exit_now(status)
         }
-        pid => wait_for_trial(pid),
+        Ok(Forked::Parent(pid)) => wait_for_trial(pid),
     }
 }
 
 fn wait_for_trial(pid: libc::pid_t) -> ExitCode {
-    let mut status = 0;
-    // SAFETY: waits for our own child into a local status word.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            eprintln!(
-                "{}: waiting for the trial process: {}",
-                logging::PROGRAM,
-                std::io::Error::last_os_error()
-            );
+    let status = match process::wait(pid) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("{}: waiting for the trial process: {e}", logging::PROGRAM);
             return ExitCode::FAILURE;
         }
-    }
+    };
     if libc::WIFEXITED(status) {
         return ExitCode::from(libc::WEXITSTATUS(status) as u8);
     }

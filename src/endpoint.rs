@@ -11,7 +11,8 @@
 //! free.
 
 use crate::error::SetupError;
-use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use crate::process::{self, Forked, SignalMask};
+use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, sockopt};
@@ -23,8 +24,7 @@ use std::path::{Path, PathBuf};
 /// listening: what QEMU's peer of a socketpair is. Anything else would only
 /// fail later, after confinement, with a less clear error.
 pub fn check_inherited(fd: i32) -> Result<(), String> {
-    // SAFETY: only borrowed to inspect it; fstat fails cleanly on a closed fd.
-    let sock = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sock = process::inherited_fd(fd);
     let st = rustix::fs::fstat(sock)
         .map_err(|e| format!("--fd {fd}: not an open file descriptor ({e})"))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
@@ -55,9 +55,7 @@ pub fn check_inherited(fd: i32) -> Result<(), String> {
 
 /// Takes over the inherited fd [`check_inherited`] accepted.
 pub fn take_inherited(fd: i32) -> OwnedFd {
-    // SAFETY: the fd was checked to be an open socket, was handed to this
-    // process to own, and nothing else in it refers to the number.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+    process::own_inherited_fd(fd)
 }
 
 /// "pid 123, uid 107, gid 107" for the peer of a connected socket.
@@ -108,24 +106,22 @@ impl SocketFile {
         // SIGINT and SIGTERM are held until the janitor ignores them:
         // neither may end it (or run a handler of the helper's in it)
         // before it can remove the file.
-        let blocked = block_stop_signals();
-        // SAFETY: the helper is single-threaded, so the child may run any
-        // code; it never returns from `janitor_main`.
-        let pid = unsafe { libc::fork() };
-        if pid != 0 {
-            restore_signal_mask(&blocked);
+        let blocked = SignalMask::block(&[libc::SIGINT, libc::SIGTERM]);
+        let forked = process::fork();
+        if !matches!(forked, Ok(Forked::Child)) {
+            blocked.restore();
         }
-        match pid {
-            -1 => {
-                let e = std::io::Error::last_os_error();
+        match forked {
+            Err(e) => {
                 self.remove();
                 Err(SetupError::from(("forking the socket-file janitor", e)))
             }
-            0 => {
+            // It never returns from `janitor_main`.
+            Ok(Forked::Child) => {
                 drop(write_end);
                 janitor_main(&self, read_end, &blocked)
             }
-            pid => {
+            Ok(Forked::Parent(pid)) => {
                 drop(read_end);
                 crate::signals::watch_janitor(write_end.as_raw_fd(), pid);
                 Ok(Janitor {
@@ -155,8 +151,7 @@ impl Janitor {
         if let Some(pipe) = self.pipe.take() {
             crate::signals::forget_janitor();
             drop(pipe);
-            // SAFETY: waits for our own child; no pointers but a null status.
-            unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+            let _ = process::wait(self.pid);
         }
     }
 }
@@ -169,18 +164,13 @@ impl Drop for Janitor {
 
 /// The janitor: unprivileged but for removing a file, deaf to the signals
 /// that stop the helper, waiting for its pipe to close.
-fn janitor_main(file: &SocketFile, pipe: OwnedFd, mask: &libc::sigset_t) -> ! {
-    close_all_except(&[file.dir.as_raw_fd(), pipe.as_raw_fd()]);
-    // SAFETY: plain calls with constant arguments: ignore the signals a
-    // terminal or a service manager sends to the helper's whole group (the
-    // helper itself decides when the file goes), and name the process.
-    unsafe {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-        libc::prctl(libc::PR_SET_NAME, c"vph-janitor".as_ptr());
-    }
-    restore_signal_mask(mask);
+fn janitor_main(file: &SocketFile, pipe: OwnedFd, mask: &SignalMask) -> ! {
+    process::close_all_except(&[file.dir.as_raw_fd(), pipe.as_raw_fd()]);
+    // Deaf to the signals a terminal or a service manager sends to the
+    // helper's whole group: the helper itself decides when the file goes.
+    process::ignore(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    process::set_name(c"vph-janitor");
+    mask.restore();
     // Removing a file in a sticky directory (/tmp) that now belongs to
     // QEMU's uid needs CAP_FOWNER; one in a directory root does not own
     // needs CAP_DAC_OVERRIDE. Nothing else.
@@ -198,52 +188,7 @@ fn janitor_main(file: &SocketFile, pipe: OwnedFd, mask: &libc::sigset_t) -> ! {
     // A byte (accepted) or EOF (the helper ended): either way, done.
     while let Err(Errno::INTR) = rustix::io::read(&pipe, &mut byte) {}
     file.remove();
-    // SAFETY: ends this forked child without running the parent's
-    // destructors or atexit handlers.
-    unsafe { libc::_exit(0) }
-}
-
-/// Blocks SIGINT and SIGTERM; returns the mask to restore.
-fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before
-    // use; pthread_sigmask only reads `set` and writes `old`.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-        old
-    }
-}
-
-fn restore_signal_mask(old: &libc::sigset_t) {
-    // SAFETY: `old` came from pthread_sigmask.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
-}
-
-/// Closes every fd from 3 up except `keep` (a freshly forked child that
-/// must not hold the listener, the export or the daemon's ready pipe).
-fn close_all_except(keep: &[i32]) {
-    let mut keep = keep.to_vec();
-    keep.sort_unstable();
-    let mut first = 3u32;
-    for k in keep.iter().map(|&k| k as u32).chain([u32::MAX]) {
-        if k > first {
-            // SAFETY: this child owns every fd in the range and uses none of
-            // them again; the kept ones are outside it.
-            let closed = unsafe { crate::syscalls::close_range(first, k - 1) };
-            if closed.is_err() {
-                for fd in first..(k - 1).min(65_536) {
-                    // SAFETY: as above, one fd at a time (close_range is
-                    // missing before Linux 5.9).
-                    unsafe { libc::close(fd as i32) };
-                }
-            }
-        }
-        first = k.saturating_add(1);
-    }
+    process::exit_now(0)
 }
 
 /// Binds and listens on a new socket file at `path`, owned by uid:gid, mode

@@ -17,6 +17,8 @@
 //! - [`syscalls`]: newer syscalls rustix does not wrap yet (probed)
 //! - [`endpoint`]: the connection: `--fd` checks, the socket file, its janitor
 //! - [`daemon`]: detaching, with the daemon's set-up reported back
+//! - [`process`]: fork, wait, `_exit`, signal masks and handlers (their
+//!   `unsafe` lives there)
 //! - [`signals`]: SIGINT and SIGTERM
 //! - [`app`], [`cli`], [`logging`]: start-up, command line, logs
 
@@ -32,6 +34,7 @@ pub mod logging;
 pub mod ops;
 pub mod path;
 pub mod privilege;
+pub mod process;
 pub mod procfs;
 pub mod protocol;
 pub mod resolve;

@@ -11,10 +11,10 @@
 //! through [`sanitize_line`], so a newline or escape sequence that reached a
 //! message some other way is escaped there too.
 
-use rustix::fd::{AsRawFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::sync::OnceLock;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
@@ -250,38 +250,25 @@ impl Prerendered {
         Prerendered { target, bytes }
     }
 
-    /// Writes the line with raw syscalls only: async-signal-safe.
+    /// Writes the line with raw syscalls only (no lock, no allocation):
+    /// async-signal-safe. Errors are ignored on
+    /// purpose: there is nowhere left to report them.
     pub fn emit(&self) {
-        // SAFETY: clock_gettime, write(2) and send(2) are async-signal-safe;
-        // the buffers live on the stack or in self for the whole call;
-        // errors are ignored on purpose.
-        unsafe {
-            match self.target {
-                LogTarget::Stderr => {
-                    let mut now: libc::timespec = std::mem::zeroed();
-                    libc::clock_gettime(libc::CLOCK_REALTIME, &mut now);
-                    let stamp = utc_timestamp(now.tv_sec, now.tv_nsec / 1000);
-                    let parts = [
-                        libc::iovec {
-                            iov_base: stamp.as_ptr() as *mut libc::c_void,
-                            iov_len: stamp.len(),
-                        },
-                        libc::iovec {
-                            iov_base: self.bytes.as_ptr() as *mut libc::c_void,
-                            iov_len: self.bytes.len(),
-                        },
-                    ];
-                    libc::writev(2, parts.as_ptr(), 2);
-                }
-                LogTarget::Syslog => {
-                    if let Some(sock) = SYSLOG.get() {
-                        libc::send(
-                            sock.as_raw_fd(),
-                            self.bytes.as_ptr().cast(),
-                            self.bytes.len(),
-                            libc::MSG_NOSIGNAL,
-                        );
-                    }
+        match self.target {
+            LogTarget::Stderr => {
+                // std's clock is libc's clock_gettime (the vDSO), which
+                // needs no set-up here; rustix's would find its vDSO lazily,
+                // with a prctl seccomp does not allow.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let stamp = utc_timestamp(now.as_secs() as i64, i64::from(now.subsec_micros()));
+                let parts = [IoSlice::new(&stamp), IoSlice::new(&self.bytes)];
+                let _ = rustix::io::writev(rustix::stdio::stderr(), &parts);
+            }
+            LogTarget::Syslog => {
+                if let Some(sock) = SYSLOG.get() {
+                    let _ = rustix::net::send(sock, &self.bytes, SendFlags::NOSIGNAL);
                 }
             }
         }

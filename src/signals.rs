@@ -10,6 +10,7 @@
 //! syscall beyond those the seccomp allow-list already has.
 
 use crate::logging::Prerendered;
+use crate::process;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 use tracing::Level;
@@ -34,23 +35,10 @@ pub fn install() -> Result<(), std::io::Error> {
             &format!("received {name}; exiting with status {status}"),
         )
     }));
-    for (sig, _, _) in HANDLED {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask"
-        // value; the handler is an `extern "C" fn(c_int)` that only makes
-        // async-signal-safe calls.
-        let rc = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            // Block the other handled signal while one is handled.
-            for (other, _, _) in HANDLED {
-                libc::sigaddset(&mut action.sa_mask, other);
-            }
-            libc::sigaction(sig, &action, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    // The other handled signal is blocked while one is handled.
+    let all = HANDLED.map(|(sig, _, _)| sig);
+    for sig in all {
+        process::on_signal(sig, on_signal, &all)?;
     }
     Ok(())
 }
@@ -75,16 +63,13 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
     let pipe = JANITOR_PIPE.swap(-1, Ordering::SeqCst);
     let pid = JANITOR_PID.swap(-1, Ordering::SeqCst);
-    // SAFETY: close, wait4 and _exit are async-signal-safe; the pipe fd
-    // belongs to the janitor handle, which is never used again since the
-    // process exits here.
-    unsafe {
-        if pipe >= 0 {
-            libc::close(pipe);
-        }
-        if pid > 0 {
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        libc::_exit(i32::from(HANDLED[index].2));
+    // The pipe fd belongs to the janitor handle, which is never used again:
+    // the process exits here.
+    if pipe >= 0 {
+        process::close_raw(pipe);
     }
+    if pid > 0 {
+        let _ = process::wait(pid);
+    }
+    process::exit_now(i32::from(HANDLED[index].2))
 }

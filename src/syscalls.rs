@@ -396,3 +396,46 @@ pub fn removexattrat(
     }
     .map(drop)
 }
+
+/// `FS_IOC_GETVERSION`, `_IOR('v', 1, long)`.
+const FS_IOC_GETVERSION: rustix::ioctl::Opcode =
+    rustix::ioctl::opcode::read::<core::ffi::c_long>(b'v', 1);
+
+/// The inode generation number (`FS_IOC_GETVERSION`) of an open file.
+pub fn fs_ioc_getversion(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    // The kernel stores an int; the rest of the zeroed u64 stays 0 (the
+    // original sent that half uninitialised).
+    let mut version: u64 = 0;
+    // SAFETY: FS_IOC_GETVERSION writes at most sizeof(long) == 8 bytes
+    // through the pointer, and `version` is an initialised, writable u64.
+    unsafe {
+        rustix::ioctl::ioctl(
+            fd,
+            rustix::ioctl::Updater::<{ FS_IOC_GETVERSION }, u64>::new(&mut version),
+        )
+    }?;
+    Ok(version)
+}
+
+/// The Landlock ABI version the running kernel offers (0: none).
+pub fn landlock_abi() -> i64 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: the documented version query: NULL attributes, size 0.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    v.max(0)
+}
+
+/// The two ints of a statfs's `f_fsid`, which rustix keeps private.
+pub fn fsid_halves(st: &rustix::fs::StatFs) -> [i32; 2] {
+    // SAFETY: rustix's `Fsid` is `#[repr(C)] struct { val: [c_int; 2] }`
+    // (the kernel's `__kernel_fsid_t`); the two types have the same size and
+    // layout, and every bit pattern is valid for both.
+    unsafe { std::mem::transmute(st.f_fsid) }
+}

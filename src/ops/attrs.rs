@@ -69,10 +69,7 @@ pub fn statfs(ex: &Export, path: &[u8]) -> OpResult<WireStatFs> {
     let fd = ex.open(path, true)?;
     let st = fstatfs(&fd).ctx("fstatfs")?;
     // The halves are ints, widened with their sign as the original does.
-    // SAFETY: rustix's `Fsid` is `#[repr(C)] struct { val: [c_int; 2] }`
-    // (the kernel's `__kernel_fsid_t`) and keeps the field private; the two
-    // types have the same size and layout, and every bit pattern is valid.
-    let fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
+    let fsid = crate::syscalls::fsid_halves(&st);
     Ok(WireStatFs {
         fs_type: st.f_type as u64,
         bsize: st.f_bsize as u64,

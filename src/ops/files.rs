@@ -117,10 +117,6 @@ pub fn create(
     }
 }
 
-/// `FS_IOC_GETVERSION`, `_IOR('v', 1, long)`.
-const FS_IOC_GETVERSION: rustix::ioctl::Opcode =
-    rustix::ioctl::opcode::read::<core::ffi::c_long>(b'v', 1);
-
 /// T_GETVERSION: the inode generation number, on filesystems that have one
 /// (the export's type is checked once at start-up); 0 elsewhere, without
 /// looking at the path, as the original answers.
@@ -130,16 +126,5 @@ pub fn getversion(ex: &Export, path: &[u8]) -> OpResult<u64> {
     }
     let opath = ex.open(path, true)?;
     let fd = open_checked(ex, &opath, OFlags::RDONLY | OFlags::NONBLOCK)?;
-    // The kernel stores an int; the rest of the zeroed u64 stays 0.
-    let mut version: u64 = 0;
-    // SAFETY: FS_IOC_GETVERSION writes at most sizeof(long) == 8 bytes
-    // through the pointer, and `version` is an initialised, writable u64.
-    unsafe {
-        rustix::ioctl::ioctl(
-            &fd,
-            rustix::ioctl::Updater::<{ FS_IOC_GETVERSION }, u64>::new(&mut version),
-        )
-    }
-    .ctx("ioctl FS_IOC_GETVERSION")?;
-    Ok(version)
+    crate::syscalls::fs_ioc_getversion(fd.as_fd()).ctx("ioctl FS_IOC_GETVERSION")
 }

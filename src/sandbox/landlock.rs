@@ -26,17 +26,7 @@ pub enum Enforcement {
 
 /// The Landlock ABI version the running kernel offers (0: none).
 pub fn kernel_abi() -> i64 {
-    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
-    // SAFETY: the documented version query: NULL attributes, size 0.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    v.max(0)
+    crate::syscalls::landlock_abi()
 }
 
 /// Restricts the calling thread (and so the single-threaded helper) to the
