@@ -376,13 +376,13 @@ def main():
             make_disk(disk)
             append = (f"vph.run={work} vph.tree={tree} vph.list={work}/list "
                       f"vph.helper={helper} vph.script={HERE}/guest.sh "
-                      f"vph.series={s} {args.guest_args}")
+                      f"vph.manifest={args.manifest} vph.series={s} {args.guest_args}")
             if userland:
                 # Mount points for the host's root and the checkout (the
                 # tests read README and docs where they were built).
                 for d in ["host", args.manifest.lstrip("/")]:
                     os.makedirs(os.path.join(userland, d), exist_ok=True)
-                append = (f"vph.userland=1 vph.host=/host vph.manifest={args.manifest} "
+                append = (f"vph.userland=1 vph.host=/host "
                           f"vph.helper_kind=release,glibc-2.17-floor vph.script=/host{HERE}/guest.sh "
                           + append.replace(f"vph.script={HERE}/guest.sh ", ""))
             else:
