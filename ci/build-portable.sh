@@ -33,8 +33,8 @@ if ! have_ziglang; then
     || { apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-pip >/dev/null; }
   # Debian's own python3 refuses system-wide pip installs (PEP 668); this
   # one package is what the build needs.
-  python3 -m pip install --quiet --disable-pip-version-check "ziglang==$ZIGLANG_VERSION" \
-    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "ziglang==$ZIGLANG_VERSION" \
+    || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --break-system-packages \
          "ziglang==$ZIGLANG_VERSION"
   have_ziglang || { echo "build-portable: ziglang $ZIGLANG_VERSION did not install" >&2; exit 1; }
 fi
