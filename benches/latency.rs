@@ -7,7 +7,9 @@
 //! medians jump by up to 60%), targets are interleaved in blocks so drift
 //! cancels, and ratios are what to read. Environment: `VPH_BENCH_ITERS`
 //! (measured iterations per row and target, default 20000), `VPH_BENCH_ROWS`
-//! (comma-separated row names to run), `VPH_BENCH_OURS_ARGS` (extra
+//! (comma-separated row names to run), `VPH_BENCH_VARIANT_ARGS` (options
+//! for one more target, ours openat2 with them, interleaved and compared
+//! with plain ours), `VPH_BENCH_OURS_ARGS` (extra
 //! arguments for our helpers).
 
 use rustix::fd::{AsRawFd, OwnedFd};
@@ -400,6 +402,18 @@ fn main() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         targets.push(spawn(name, helper_command(&ours, &p, &args), e));
     }
+    // A variant of ours (extra options, e.g. id translation), interleaved
+    // with the plain one in the same run, so its cost reads against this
+    // run's A/A noise rather than against another run.
+    let variant = std::env::var("VPH_BENCH_VARIANT_ARGS").ok();
+    if let Some(variant) = &variant {
+        let e = scratch_export();
+        let p = e.path().to_path_buf();
+        let mut args = ours_args("openat2");
+        args.extend(variant.split_whitespace().map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        targets.push(spawn("ours variant", helper_command(&ours, &p, &args), e));
+    }
     for (name, mode) in [("floor: round trip", "rt"), ("floor: + syscall", "syscall")] {
         let e = scratch_export();
         let p = e.path().to_path_buf();
@@ -418,6 +432,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut scratch = Vec::new();
+    let mut variant_rows = Vec::new();
     for row in ROWS {
         if let Some(w) = &wanted {
             if !w.iter().any(|n| n == row.name()) {
@@ -474,12 +489,30 @@ fn main() {
                 _ => "-".into(),
             }
         );
+        if variant.is_some() {
+            variant_rows.push(format!(
+                "| {} | {} | {} | {} | {} |",
+                row.name(),
+                fmt(o2),
+                fmt(by("ours variant")),
+                ratio(by("ours variant"), o2),
+                ratio(by("original A/A"), original),
+            ));
+        }
+    }
+    if let Some(variant) = &variant {
+        println!("\nThe variant is ours openat2 with `{variant}`, interleaved with the rest:\n");
+        println!("| request | ours openat2 | variant | variant / ours | A/A |");
+        println!("|---|---|---|---|---|");
+        for line in variant_rows {
+            println!("{line}");
+        }
     }
 
     println!("\n| helper | peak RSS (KiB) | start to first reply (ms, median of {STARTUPS}) |");
     println!("|---|---|---|");
     for t in &targets {
-        if t.name.starts_with("floor") || t.name == "original A/A" {
+        if t.name.starts_with("floor") || t.name == "original A/A" || t.name == "ours variant" {
             continue;
         }
         let st = if t.name == "original" {
