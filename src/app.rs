@@ -155,13 +155,16 @@ fn prepare(cli: &Cli, root: BorrowedFd<'_>) -> Prepared {
     };
     let openat2 = probe_openat2(root);
     let resolver = choose_resolver(cli.resolver, openat2);
-    let report = Report::before_confinement(
+    let mut report = Report::before_confinement(
         resolver.clone(),
         openat2.err(),
         procfs,
         cli.readonly,
         features,
     );
+    if let Ok(ids) = cli.translation() {
+        report.translation = ids.describe();
+    }
     Prepared {
         proc,
         resolver: resolver.ok(),
@@ -329,9 +332,8 @@ fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Expo
         .map_err(|e| SetupError(format!("id translation: {e}")))?;
     if !ids.is_identity() {
         info!(
-            uid_rules = %ids.uids.rules().join(" "),
-            gid_rules = %ids.gids.rules().join(" "),
-            "id translation: guest ids no rule covers map to themselves"
+            "id translation: {}; ids no rule covers map to themselves",
+            ids.describe()
         );
     }
     let export = Export {

@@ -266,6 +266,18 @@ impl Translation {
         self.uids.is_identity() && self.gids.is_identity()
     }
 
+    /// The rules in force, for the report and the log.
+    pub fn describe(&self) -> String {
+        if self.is_identity() {
+            return "none (guest ids are host ids)".into();
+        }
+        let side = |m: &IdMap| match m.rules() {
+            [] => "none".to_string(),
+            rules => rules.join(" "),
+        };
+        format!("uid {}; gid {}", side(&self.uids), side(&self.gids))
+    }
+
     /// The host ids a creation by guest `uid`:`gid` runs as.
     pub fn creator(&self, uid: u32, gid: u32) -> Result<(u32, u32), Errno> {
         Ok((self.uids.to_host(uid)?, self.gids.to_host(gid)?))

@@ -286,6 +286,42 @@ fn one_user_recipe_lands_every_write_as_the_helpers_user() {
     }
 }
 
+/// The report and the start-up log name the rules in force.
+#[test]
+fn the_report_and_the_log_name_the_rules() {
+    let s = Scratch::new();
+    let out = Command::new(our_binary())
+        .args(["--sandbox-report", "--no-chroot", "--path"])
+        .arg(&s.export)
+        .args([
+            "--translate-uid",
+            "map:0:100000:65536",
+            "--translate-gid",
+            "forbid-guest:7:1",
+        ])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("translation:   uid map:0:100000:65536; gid forbid-guest:7:1"),
+        "{report}"
+    );
+    let h = with_rules(
+        Flavor::Openat2,
+        &s.export,
+        &[("--translate-uid", "host:5:6:1")],
+    );
+    assert!(h.lstat("/").is_ok());
+    assert!(
+        h.stderr().contains(
+            "id translation: uid host:5:6:1; gid none; ids no rule covers map to themselves"
+        ),
+        "{}",
+        h.stderr()
+    );
+    assert!(h.finish().success());
+}
+
 #[test]
 fn bad_rules_exit_2_naming_the_rule() {
     let s = Scratch::new();

@@ -47,6 +47,8 @@ pub struct Report {
     pub seccomp: Outcome,
     pub nofile: u64,
     pub features: Features,
+    /// The id translation rules in force (`Translation::describe`).
+    pub translation: String,
 }
 
 impl Report {
@@ -75,6 +77,7 @@ impl Report {
             seccomp: not_tried(),
             nofile: 0,
             features,
+            translation: crate::idmap::Translation::default().describe(),
         }
     }
 
@@ -156,6 +159,7 @@ impl std::fmt::Display for Report {
         }
         writeln!(f, "nofile limit:  {}", self.nofile)?;
         writeln!(f, "kernel:        {}", self.features_text())?;
+        writeln!(f, "translation:   {}", self.translation)?;
         match self.failures().as_slice() {
             [] => writeln!(
                 f,
