@@ -22,6 +22,7 @@ use crate::daemon::{self, Detached, ReadyPipe};
 use crate::endpoint::{self, Janitor, SocketFile};
 use crate::error::SetupError;
 use crate::export::Export;
+use crate::idmap::Translation;
 use crate::logging::{self, LogTarget};
 use crate::process::{self, Forked};
 use crate::procfs::ProcSelfFd;
@@ -38,11 +39,12 @@ use std::process::ExitCode;
 use tracing::{error, info, warn};
 
 /// Checks the arguments the parser cannot, before anything else happens:
-/// the export must be an existing directory (looked at without following a
-/// final symlink), and an `--fd` a connected UNIX stream socket. A failure
-/// here is a misuse of the command line (exit status 2).
-pub fn validate(cli: &Cli) -> Result<(), String> {
-    cli.translation()?;
+/// the id translation rules must make sense together, the export must be
+/// an existing directory (looked at without following a final symlink),
+/// and an `--fd` a connected UNIX stream socket. Returns the translation.
+/// A failure here is a misuse of the command line (exit status 2).
+pub fn validate(cli: &Cli) -> Result<Translation, String> {
+    let ids = cli.translation()?;
     match rustix::fs::lstat(&cli.path) {
         Err(e) => {
             return Err(format!(
@@ -59,9 +61,10 @@ pub fn validate(cli: &Cli) -> Result<(), String> {
         Ok(_) => {}
     }
     match cli.fd {
-        Some(fd) if !cli.sandbox_report => endpoint::check_inherited(fd),
-        _ => Ok(()),
+        Some(fd) if !cli.sandbox_report => endpoint::check_inherited(fd)?,
+        _ => {}
     }
+    Ok(ids)
 }
 
 /// How QEMU's connection arrives.
@@ -136,7 +139,7 @@ struct Prepared {
 /// Opens procfs (in the serving process: `/proc/self` is bound at open
 /// time) and probes the kernel. Failures are recorded in the report, for
 /// [`sandbox::confine`] to stop at or to show.
-fn prepare(cli: &Cli, root: BorrowedFd<'_>) -> Prepared {
+fn prepare(cli: &Cli, root: BorrowedFd<'_>, ids: &Translation) -> Prepared {
     let features = crate::syscalls::Features::probe(root);
     let (proc, procfs) = if features.procfs_free() {
         let why = "not needed: O_EMPTYPATH, fchmodat2 and the *xattrat calls serve every request";
@@ -155,16 +158,14 @@ fn prepare(cli: &Cli, root: BorrowedFd<'_>) -> Prepared {
     };
     let openat2 = probe_openat2(root);
     let resolver = choose_resolver(cli.resolver, openat2);
-    let mut report = Report::before_confinement(
+    let report = Report::before_confinement(
         resolver.clone(),
         openat2.err(),
         procfs,
         cli.readonly,
         features,
+        ids.describe(),
     );
-    if let Ok(ids) = cli.translation() {
-        report.translation = ids.describe();
-    }
     Prepared {
         proc,
         resolver: resolver.ok(),
@@ -184,7 +185,7 @@ fn options(cli: &Cli) -> Options {
 /// `--sandbox-report`: applies every layer for real in a throwaway child
 /// process, which prints what happened; exits 1 when a layer a real run
 /// requires failed there.
-fn sandbox_report(cli: &Cli) -> ExitCode {
+fn sandbox_report(cli: &Cli, ids: &Translation) -> ExitCode {
     let root = match open_root(cli) {
         Ok(root) => root,
         Err(SetupError(msg)) => {
@@ -200,7 +201,7 @@ fn sandbox_report(cli: &Cli) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(Forked::Child) => {
-            let prepared = prepare(cli, root.as_fd());
+            let prepared = prepare(cli, root.as_fd(), ids);
             let report = match sandbox::confine(
                 root.as_fd(),
                 prepared.proc.as_ref(),
@@ -261,7 +262,12 @@ fn launch(cli: &Cli) -> Result<(OwnedFd, Endpoint), SetupError> {
 }
 
 /// Step 3: everything in the serving process before it reports ready.
-fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Export), SetupError> {
+fn set_up(
+    cli: &Cli,
+    ids: Translation,
+    root: OwnedFd,
+    endpoint: Endpoint,
+) -> Result<(Pending, Export), SetupError> {
     info!("started");
     // The janitor first: from here on every exit removes the socket file.
     let pending = match endpoint {
@@ -284,7 +290,7 @@ fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Expo
     };
     crate::signals::install().map_err(|e| SetupError::from(("installing signal handlers", e)))?;
     let export_path = std::fs::canonicalize(&cli.path).unwrap_or_else(|_| cli.path.clone());
-    let prepared = prepare(cli, root.as_fd());
+    let prepared = prepare(cli, root.as_fd(), &ids);
     let confined = sandbox::confine(
         root.as_fd(),
         prepared.proc.as_ref(),
@@ -327,9 +333,6 @@ fn set_up(cli: &Cli, root: OwnedFd, endpoint: Endpoint) -> Result<(Pending, Expo
         info!("procfs: not used; this kernel has O_EMPTYPATH, fchmodat2 and the *xattrat calls");
     }
     info!("sandbox: {}", report.summary());
-    let ids = cli
-        .translation()
-        .map_err(|e| SetupError(format!("id translation: {e}")))?;
     if !ids.is_identity() {
         info!(
             "id translation: {}; ids no rule covers map to themselves",
@@ -374,9 +377,10 @@ fn connect(pending: Pending) -> Result<OwnedFd, SetupError> {
 /// Runs the helper. Exit status: 0 after a clean disconnect, 1 when set-up
 /// fails or the connection breaks, 128 + N after signal N (SIGINT, SIGTERM);
 /// misuse (2) is reported by `main` before this runs.
-pub fn run(cli: Cli) -> ExitCode {
+/// `ids` is what [`validate`] made of the translation rules.
+pub fn run(cli: Cli, ids: Translation) -> ExitCode {
     if cli.sandbox_report {
-        return sandbox_report(&cli);
+        return sandbox_report(&cli, &ids);
     }
     let (root, endpoint) = match launch(&cli) {
         Ok(launched) => launched,
@@ -409,7 +413,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
     }
-    let pending = match set_up(&cli, root, endpoint) {
+    let pending = match set_up(&cli, ids, root, endpoint) {
         Ok((pending, export)) => {
             if let Pending::Listening { path, .. } = &pending {
                 info!(

@@ -24,7 +24,7 @@
 //! Without `close_range` (Linux before 5.9, or a container's seccomp
 //! profile) every fd is closed at once, one `close` each.
 
-use rustix::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use rustix::fd::{AsRawFd, OwnedFd};
 use std::cell::RefCell;
 use std::time::Duration;
 
@@ -102,27 +102,7 @@ impl Drop for DeferredClose {
 fn close_all(fds: &mut Vec<OwnedFd>) {
     fds.sort_unstable_by_key(|fd| fd.as_raw_fd());
     while !fds.is_empty() {
-        let first = fds[0].as_raw_fd();
-        let run = fds
-            .iter()
-            .enumerate()
-            .take_while(|(i, fd)| fd.as_raw_fd() == first + *i as i32)
-            .count();
-        if run == 1 {
-            drop(fds.remove(0));
-            continue;
-        }
-        let last = first + run as i32 - 1;
-        // SAFETY: every fd from `first` to `last` is one of the `OwnedFd`s
-        // in `fds[..run]` (distinct, sorted and consecutive), owned here and
-        // given up just below, so none is closed twice or used afterwards.
-        match unsafe { crate::syscalls::close_range(first as u32, last as u32) } {
-            Ok(()) => fds.drain(..run).for_each(|fd| {
-                let _ = fd.into_raw_fd();
-            }),
-            // Not closed: dropping closes them one by one.
-            Err(_) => drop(fds.drain(..run)),
-        }
+        crate::syscalls::close_leading_run(fds);
     }
 }
 

@@ -19,6 +19,7 @@
 
 use crate::protocol::WireStat;
 use rustix::io::Errno;
+use std::borrow::Cow;
 
 /// Ids are 32 bits; -1 is no id (it means "unchanged" to chown and
 /// setresuid), so no range may reach it.
@@ -278,14 +279,10 @@ impl Translation {
         format!("uid {}; gid {}", side(&self.uids), side(&self.gids))
     }
 
-    /// The host ids a creation by guest `uid`:`gid` runs as.
-    pub fn creator(&self, uid: u32, gid: u32) -> Result<(u32, u32), Errno> {
+    /// A guest uid and gid as the host has them: the ids a creation runs
+    /// as, or T_CHOWN stores (-1 stays -1); EPERM where a rule forbids one.
+    pub fn to_host(&self, uid: u32, gid: u32) -> Result<(u32, u32), Errno> {
         Ok((self.uids.to_host(uid)?, self.gids.to_host(gid)?))
-    }
-
-    /// Ids from the guest's T_CHOWN as the host stores them (-1 stays -1).
-    pub fn chown(&self, uid: u32, gid: u32) -> Result<(u32, u32), Errno> {
-        self.creator(uid, gid)
     }
 
     /// A stat reply's owner as the guest sees it.
@@ -299,6 +296,26 @@ impl Translation {
     pub fn is_acl(name: &[u8]) -> bool {
         let name = name.strip_suffix(b"\0").unwrap_or(name);
         name == ACL_ACCESS || name == ACL_DEFAULT
+    }
+
+    /// An xattr value from the guest as the host stores it: the value
+    /// itself, or for a POSIX ACL while ids are translated, a copy with the
+    /// host's ids (at most one message, 64 KiB).
+    pub fn xattr_to_host<'v>(&self, name: &[u8], value: &'v [u8]) -> Result<Cow<'v, [u8]>, Errno> {
+        if self.is_identity() || !Self::is_acl(name) {
+            return Ok(Cow::Borrowed(value));
+        }
+        let mut acl = value.to_vec();
+        self.acl_to_host(&mut acl)?;
+        Ok(Cow::Owned(acl))
+    }
+
+    /// An xattr value read from the host, rewritten in place as the guest
+    /// sees it (only POSIX ACLs carry ids).
+    pub fn xattr_to_guest(&self, name: &[u8], value: &mut [u8]) {
+        if !self.is_identity() && Self::is_acl(name) {
+            self.acl_to_guest(value);
+        }
     }
 
     /// Rewrites a POSIX ACL xattr value from the guest in place, its

@@ -17,8 +17,8 @@
 //! - [`syscalls`]: newer syscalls rustix does not wrap yet (probed)
 //! - [`endpoint`]: the connection: `--fd` checks, the socket file, its janitor
 //! - [`daemon`]: detaching, with the daemon's set-up reported back
-//! - [`process`]: fork, wait, `_exit`, signal masks and handlers (their
-//!   `unsafe` lives there)
+//! - [`process`]: fork, wait, `_exit`, signal masks and handlers: with
+//!   [`syscalls`], the rooms for raw calls
 //! - [`signals`]: SIGINT and SIGTERM
 //! - [`app`], [`cli`], [`logging`]: start-up, command line, logs
 

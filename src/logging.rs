@@ -251,8 +251,8 @@ impl Prerendered {
     }
 
     /// Writes the line with raw syscalls only (no lock, no allocation):
-    /// async-signal-safe. Errors are ignored on
-    /// purpose: there is nowhere left to report them.
+    /// async-signal-safe. Errors are ignored on purpose: there is nowhere
+    /// left to report them.
     pub fn emit(&self) {
         match self.target {
             LogTarget::Stderr => {

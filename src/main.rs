@@ -17,9 +17,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(msg) = app::validate(&cli) {
+    let ids = match app::validate(&cli) {
+        Ok(ids) => ids,
         // Exit status 2, like every other misuse of the command line.
-        Cli::command().error(ErrorKind::ValueValidation, msg).exit();
-    }
-    app::run(cli)
+        Err(msg) => Cli::command().error(ErrorKind::ValueValidation, msg).exit(),
+    };
+    app::run(cli, ids)
 }

@@ -68,8 +68,9 @@ fn first_path<'a>(req: &protocol::Request<'a>) -> &'a [u8] {
 }
 
 /// A request's numeric arguments (flags, modes, sizes; never a path or a
-/// name), comma-separated so the log field stays one word, for the trace log: what tells one client's use of the wire from
-/// another's (QEMU 5.2's against 7.2's, say).
+/// name) for the trace log, comma-separated so the field stays one word:
+/// what tells one client's use of the wire from another's (QEMU 5.2's
+/// against 7.2's, say).
 struct WireArgs<'r, 'a>(&'r protocol::Request<'a>);
 
 impl std::fmt::Display for WireArgs<'_, '_> {

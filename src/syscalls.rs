@@ -21,7 +21,7 @@
 //! 0.7 µs here) from every T_CHMOD and xattr request, a second lookup of the
 //! name from T_UTIME, one `close` from most requests.
 
-use rustix::fd::{AsRawFd, BorrowedFd};
+use rustix::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use rustix::io::Errno;
 use std::ffi::CString;
 
@@ -438,4 +438,34 @@ pub fn fsid_halves(st: &rustix::fs::StatFs) -> [i32; 2] {
     // (the kernel's `__kernel_fsid_t`); the two types have the same size and
     // layout, and every bit pattern is valid for both.
     unsafe { std::mem::transmute(st.f_fsid) }
+}
+
+/// Closes the leading run of `fds` whose numbers ascend one by one (at
+/// least the first fd) and takes it out of `fds`: with one `close_range`
+/// where the run is longer than one, else, or where `close_range` fails,
+/// one `close` each.
+pub fn close_leading_run(fds: &mut Vec<OwnedFd>) {
+    let Some(first) = fds.first().map(AsRawFd::as_raw_fd) else {
+        return;
+    };
+    let run = fds
+        .iter()
+        .enumerate()
+        .take_while(|(i, fd)| fd.as_raw_fd() == first + *i as i32)
+        .count();
+    if run > 1 {
+        let last = first + run as i32 - 1;
+        // SAFETY: the fds numbered `first` to `last` are exactly the
+        // `OwnedFd`s of `fds[..run]` (counted just above), owned through
+        // `fds`; on success they are taken out and forgotten below, so none
+        // is closed twice or used afterwards.
+        if unsafe { close_range(first as u32, last as u32) }.is_ok() {
+            fds.drain(..run).for_each(|fd| {
+                let _ = fd.into_raw_fd();
+            });
+            return;
+        }
+    }
+    // Dropping closes them one by one.
+    drop(fds.drain(..run));
 }

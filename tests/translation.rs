@@ -40,6 +40,17 @@ fn named_acl(uid: u32, gid: u32) -> Vec<u8> {
     ])
 }
 
+/// T_LSETXATTR of `system.posix_acl_access` on `//f`.
+fn set_acl(value: &[u8]) -> Request<'_> {
+    Request::Lsetxattr {
+        path: b"//f",
+        name: ACL_ACCESS,
+        value,
+        size: value.len() as i32,
+        flags: 0,
+    }
+}
+
 fn host_acl(path: &std::path::Path) -> Vec<u8> {
     let mut buf = vec![0u8; 256];
     let n = rustix::fs::lgetxattr(path, "system.posix_acl_access", &mut buf[..])
@@ -129,14 +140,7 @@ fn guest_ids_are_host_ids_in_credentials_chown_stat_and_acls() {
 
         // A POSIX ACL naming guest uid 1000 and gid 1001.
         let value = named_acl(1000, 1001);
-        let set = Request::Lsetxattr {
-            path: b"//f",
-            name: ACL_ACCESS,
-            value: &value,
-            size: value.len() as i32,
-            flags: 0,
-        };
-        let status = h.status(&set);
+        let status = h.status(&set_acl(&value));
         if status == errno(Errno::OPNOTSUPP) {
             skip(
                 "guest_ids_are_host_ids_in_credentials_chown_stat_and_acls (ACLs)",
@@ -205,15 +209,7 @@ fn forbidden_guest_ids_answer_eperm() {
             gid: u32::MAX,
         };
         assert_eq!(h.status(&chown), eperm);
-        let value = named_acl(4001, 0);
-        let set = Request::Lsetxattr {
-            path: b"//f",
-            name: ACL_ACCESS,
-            value: &value,
-            size: value.len() as i32,
-            flags: 0,
-        };
-        assert_eq!(h.status(&set), eperm);
+        assert_eq!(h.status(&set_acl(&named_acl(4001, 0))), eperm);
         // A malformed ACL is refused before it reaches the kernel.
         let set = Request::Lsetxattr {
             path: b"//f",

@@ -15,7 +15,6 @@ mod xattrs;
 
 use crate::error::{OpError, OpResult};
 use crate::export::Export;
-use crate::idmap::Translation;
 use crate::protocol::{HEADER_SIZE, ReplyKind, Request, WireStat, WireStatFs, encode_string_with};
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
@@ -64,7 +63,7 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
     // the way in, the host's to the guest's on the way out (`ex.ids`).
     let to_host = |uid, gid| {
         ex.ids
-            .creator(uid, gid)
+            .to_host(uid, gid)
             .map_err(|e| OpError::new(e, "a --translate rule forbids this guest id"))
     };
     match *req {
@@ -127,14 +126,13 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
         }
         Request::Truncate { path, length } => status(attrs::truncate(ex, path, length)),
         Request::Utime { path, atime, mtime } => status(attrs::utime(ex, path, atime, mtime)),
-        Request::Lgetxattr { size, path, name } => xattr_reply(size, out, |buf| match buf {
-            Some(buf) if !ex.ids.is_identity() && Translation::is_acl(name) => {
-                let len = xattrs::lgetxattr(ex, path, name, Some(&mut *buf))?;
-                let room = buf.len();
-                ex.ids.acl_to_guest(&mut buf[..len.min(room)]);
-                Ok(len)
+        Request::Lgetxattr { size, path, name } => xattr_reply(size, out, |mut buf| {
+            let len = xattrs::lgetxattr(ex, path, name, buf.as_deref_mut())?;
+            if let Some(buf) = buf {
+                let read = len.min(buf.len());
+                ex.ids.xattr_to_guest(name, &mut buf[..read]);
             }
-            buf => xattrs::lgetxattr(ex, path, name, buf),
+            Ok(len)
         }),
         Request::Llistxattr { size, path } => {
             xattr_reply(size, out, |buf| xattrs::llistxattr(ex, path, buf))
@@ -145,25 +143,17 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
             value,
             size,
             flags,
-        } if !ex.ids.is_identity() && Translation::is_acl(name) => {
-            // The value is at most one message (64 KiB): rewritten in a copy,
-            // as much of it as the size field stores (lsetxattr checks it).
+        } => {
+            // As much of the value as the size field stores (lsetxattr
+            // checks the field itself).
             let stored = usize::try_from(size).map_or(value.len(), |n| n.min(value.len()));
-            let mut acl = value[..stored].to_vec();
             status(
                 ex.ids
-                    .acl_to_host(&mut acl)
+                    .xattr_to_host(name, &value[..stored])
                     .map_err(|e| OpError::new(e, "translating the ids of a POSIX ACL"))
-                    .and_then(|()| xattrs::lsetxattr(ex, path, name, &acl, size, flags)),
+                    .and_then(|v| xattrs::lsetxattr(ex, path, name, &v, size, flags)),
             )
         }
-        Request::Lsetxattr {
-            path,
-            name,
-            value,
-            size,
-            flags,
-        } => status(xattrs::lsetxattr(ex, path, name, value, size, flags)),
         Request::Lremovexattr { path, name } => status(xattrs::lremovexattr(ex, path, name)),
     }
 }

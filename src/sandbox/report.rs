@@ -60,6 +60,7 @@ impl Report {
         procfs: Outcome,
         readonly: bool,
         features: Features,
+        translation: String,
     ) -> Self {
         let not_tried = || Outcome::Inactive("not tried".into());
         Report {
@@ -77,7 +78,7 @@ impl Report {
             seccomp: not_tried(),
             nofile: 0,
             features,
-            translation: crate::idmap::Translation::default().describe(),
+            translation,
         }
     }
 
