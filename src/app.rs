@@ -17,7 +17,7 @@
 //! a janitor process to remove the socket file, which lies outside the
 //! export (see [`crate::endpoint`]).
 
-use crate::cli::{Cli, ResolverChoice};
+use crate::cli::{Cli, ResolverChoice, SandboxRequest};
 use crate::daemon::{self, Detached, ReadyPipe};
 use crate::endpoint::{self, Janitor, SocketFile};
 use crate::error::SetupError;
@@ -27,7 +27,8 @@ use crate::logging::{self, LogTarget};
 use crate::process::{self, Forked};
 use crate::procfs::ProcSelfFd;
 use crate::resolve::{Resolver, ResolverKind, probe_openat2};
-use crate::sandbox::{self, OnFailure, Options, Report};
+use crate::sandbox::userns::{self, MapEntry};
+use crate::sandbox::{self, Isolation, OnFailure, Options, Report};
 use crate::server::serve;
 use crate::transport::Connection;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -38,13 +39,25 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing::{error, info, warn};
 
+/// What [`validate`] made of the command line.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub ids: Translation,
+    pub sandbox: SandboxRequest,
+    pub uid_map: Vec<MapEntry>,
+    pub gid_map: Vec<MapEntry>,
+}
+
 /// Checks the arguments the parser cannot, before anything else happens:
-/// the id translation rules must make sense together, the export must be
-/// an existing directory (looked at without following a final symlink),
-/// and an `--fd` a connected UNIX stream socket. Returns the translation.
-/// A failure here is a misuse of the command line (exit status 2).
-pub fn validate(cli: &Cli) -> Result<Translation, String> {
+/// the sandbox options must agree, the id translation rules and the id
+/// maps must make sense, the export must be an existing directory (looked
+/// at without following a final symlink), and an `--fd` a connected UNIX
+/// stream socket. A failure here is a misuse of the command line (exit
+/// status 2).
+pub fn validate(cli: &Cli) -> Result<Checked, String> {
+    let sandbox = cli.sandbox_request()?;
     let ids = cli.translation()?;
+    let (uid_map, gid_map) = cli.id_maps()?;
     match rustix::fs::lstat(&cli.path) {
         Err(e) => {
             return Err(format!(
@@ -64,7 +77,12 @@ pub fn validate(cli: &Cli) -> Result<Translation, String> {
         Some(fd) if !cli.sandbox_report => endpoint::check_inherited(fd)?,
         _ => {}
     }
-    Ok(ids)
+    Ok(Checked {
+        ids,
+        sandbox,
+        uid_map,
+        gid_map,
+    })
 }
 
 /// How QEMU's connection arrives.
@@ -139,7 +157,7 @@ struct Prepared {
 /// Opens procfs (in the serving process: `/proc/self` is bound at open
 /// time) and probes the kernel. Failures are recorded in the report, for
 /// [`sandbox::confine`] to stop at or to show.
-fn prepare(cli: &Cli, root: BorrowedFd<'_>, ids: &Translation) -> Prepared {
+fn prepare(cli: &Cli, root: BorrowedFd<'_>, ids: &Translation, isolation: &Isolation) -> Prepared {
     let features = crate::syscalls::Features::probe(root);
     let (proc, procfs) = if features.procfs_free() {
         let why = "not needed: O_EMPTYPATH, fchmodat2 and the *xattrat calls serve every request";
@@ -158,7 +176,7 @@ fn prepare(cli: &Cli, root: BorrowedFd<'_>, ids: &Translation) -> Prepared {
     };
     let openat2 = probe_openat2(root);
     let resolver = choose_resolver(cli.resolver, openat2);
-    let report = Report::before_confinement(
+    let mut report = Report::before_confinement(
         resolver.clone(),
         openat2.err(),
         procfs,
@@ -166,6 +184,7 @@ fn prepare(cli: &Cli, root: BorrowedFd<'_>, ids: &Translation) -> Prepared {
         features,
         ids.describe(),
     );
+    isolation.fill(&mut report);
     Prepared {
         proc,
         resolver: resolver.ok(),
@@ -174,18 +193,38 @@ fn prepare(cli: &Cli, root: BorrowedFd<'_>, ids: &Translation) -> Prepared {
     }
 }
 
-fn options(cli: &Cli) -> Options {
+fn options(cli: &Cli, checked: &Checked) -> Options {
     Options {
-        chroot: !cli.no_chroot,
+        sandbox: checked.sandbox,
         readonly: cli.readonly,
         seccomp: cli.seccomp.into(),
     }
 }
 
+/// The helper's own user namespace and the sandbox's namespaces
+/// ([`sandbox::isolate`]). In a user namespace the helper made itself, the
+/// translation rules' host ids (those of where it was started) are then
+/// read through the namespace's id map.
+fn isolate(
+    root: BorrowedFd<'_>,
+    checked: &mut Checked,
+    on_failure: OnFailure,
+) -> Result<Isolation, SetupError> {
+    let plan = userns::plan(&checked.uid_map, &checked.gid_map);
+    let isolation = sandbox::isolate(root, plan, checked.sandbox, on_failure)?;
+    let in_force = userns::InForce::read();
+    if isolation.own_user_namespace && !checked.ids.is_identity() {
+        let lines = |m: &[MapEntry]| m.iter().map(|e| (e.ns, e.host, e.count)).collect();
+        checked.ids.uids.set_namespace(lines(&in_force.uids));
+        checked.ids.gids.set_namespace(lines(&in_force.gids));
+    }
+    Ok(isolation)
+}
+
 /// `--sandbox-report`: applies every layer for real in a throwaway child
 /// process, which prints what happened; exits 1 when a layer a real run
 /// requires failed there.
-fn sandbox_report(cli: &Cli, ids: &Translation) -> ExitCode {
+fn sandbox_report(cli: &Cli, mut checked: Checked) -> ExitCode {
     let root = match open_root(cli) {
         Ok(root) => root,
         Err(SetupError(msg)) => {
@@ -201,11 +240,19 @@ fn sandbox_report(cli: &Cli, ids: &Translation) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(Forked::Child) => {
-            let prepared = prepare(cli, root.as_fd(), ids);
+            let isolation = match isolate(root.as_fd(), &mut checked, OnFailure::Record) {
+                Ok(isolation) => isolation,
+                Err(SetupError(msg)) => {
+                    eprintln!("{}: {msg}", logging::PROGRAM);
+                    process::exit_now(1)
+                }
+            };
+            let prepared = prepare(cli, root.as_fd(), &checked.ids, &isolation);
             let report = match sandbox::confine(
                 root.as_fd(),
+                &isolation.kind,
                 prepared.proc.as_ref(),
-                options(cli),
+                options(cli, &checked),
                 prepared.report,
                 OnFailure::Record,
             ) {
@@ -264,7 +311,7 @@ fn launch(cli: &Cli) -> Result<(OwnedFd, Endpoint), SetupError> {
 /// Step 3: everything in the serving process before it reports ready.
 fn set_up(
     cli: &Cli,
-    ids: Translation,
+    mut checked: Checked,
     root: OwnedFd,
     endpoint: Endpoint,
 ) -> Result<(Pending, Export), SetupError> {
@@ -290,14 +337,19 @@ fn set_up(
     };
     crate::signals::install().map_err(|e| SetupError::from(("installing signal handlers", e)))?;
     let export_path = std::fs::canonicalize(&cli.path).unwrap_or_else(|_| cli.path.clone());
-    let prepared = prepare(cli, root.as_fd(), &ids);
+    let isolation = isolate(root.as_fd(), &mut checked, OnFailure::Stop)?;
+    let prepared = prepare(cli, root.as_fd(), &checked.ids, &isolation);
     let confined = sandbox::confine(
         root.as_fd(),
+        &isolation.kind,
         prepared.proc.as_ref(),
-        options(cli),
+        options(cli, &checked),
         prepared.report,
         OnFailure::Stop,
     )?;
+    // After pivot_root, the export's new mount (nodev,nosuid) serves.
+    let root = confined.new_root.unwrap_or(root);
+    let ids = checked.ids;
     // confine() stopped at a missing resolver or capability set, and at a
     // missing procfs where the kernel needs it.
     let (Some(resolver), Some(privileges)) = (prepared.resolver, confined.privileges) else {
@@ -307,9 +359,9 @@ fn set_up(
     };
     let proc = prepared.proc;
     let report = confined.report;
-    if cli.no_chroot {
+    if isolation.kind == sandbox::Kind::None {
         warn!(
-            "--no-chroot: not chrooting; the {} resolver alone confines paths",
+            "--sandbox none: no chroot or namespace; the {} resolver alone confines paths",
             resolver.name()
         );
     }
@@ -317,7 +369,7 @@ fn set_up(
     info!(
         export = %export_path.display(),
         resolver = resolver.name(),
-        chroot = !cli.no_chroot,
+        sandbox = report.sandbox_name(),
         readonly = cli.readonly,
         getversion = prepared.getversion,
         fchmodat2 = features.fchmodat2,
@@ -377,10 +429,10 @@ fn connect(pending: Pending) -> Result<OwnedFd, SetupError> {
 /// Runs the helper. Exit status: 0 after a clean disconnect, 1 when set-up
 /// fails or the connection breaks, 128 + N after signal N (SIGINT, SIGTERM);
 /// misuse (2) is reported by `main` before this runs.
-/// `ids` is what [`validate`] made of the translation rules.
-pub fn run(cli: Cli, ids: Translation) -> ExitCode {
+/// `checked` is what [`validate`] made of the command line.
+pub fn run(cli: Cli, checked: Checked) -> ExitCode {
     if cli.sandbox_report {
-        return sandbox_report(&cli, &ids);
+        return sandbox_report(&cli, checked);
     }
     let (root, endpoint) = match launch(&cli) {
         Ok(launched) => launched,
@@ -413,7 +465,7 @@ pub fn run(cli: Cli, ids: Translation) -> ExitCode {
             }
         }
     }
-    let pending = match set_up(&cli, ids, root, endpoint) {
+    let pending = match set_up(&cli, checked, root, endpoint) {
         Ok((pending, export)) => {
             if let Pending::Listening { path, .. } = &pending {
                 info!(

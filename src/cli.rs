@@ -36,6 +36,19 @@ impl From<SeccompChoice> for crate::sandbox::SeccompMode {
     }
 }
 
+/// How the helper confines itself to the export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SandboxChoice {
+    /// New mount, pid, net, ipc and uts namespaces; the export bind-mounted
+    /// nodev,nosuid; pivot_root into it (the default where the kernel
+    /// allows it, else chroot)
+    Namespace,
+    /// chroot into the export, as the original does
+    Chroot,
+    /// No isolation but the resolver (what --no-chroot did)
+    None,
+}
+
 /// How much to log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
@@ -112,8 +125,13 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = ResolverChoice::Auto, value_name = "RESOLVER")]
     pub resolver: ResolverChoice,
 
-    /// Do not chroot into the export (for user namespaces where chroot is not
-    /// permitted); the resolver alone then confines every path
+    /// How to confine the helper: namespace, chroot or none [default:
+    /// namespace where the kernel allows it, else chroot]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub sandbox: Option<SandboxChoice>,
+
+    /// The same as --sandbox none: the resolver alone then confines every
+    /// path
     #[arg(long)]
     pub no_chroot: bool,
 
@@ -146,9 +164,73 @@ pub struct Cli {
     /// Translate gids between guest and host, as --translate-uid does uids
     #[arg(long = "translate-gid", value_name = "RULE")]
     pub translate_gid: Vec<String>,
+
+    /// Run in a user namespace of the helper's own, with this uid map entry
+    /// (repeatable; :NS:HOST:COUNT:, COUNT a count). As root the helper
+    /// writes the map; as an ordinary user newuidmap does, within
+    /// /etc/subuid. An ordinary user who gives none gets an automatic map
+    #[arg(long = "uid-map", value_name = ":NS:HOST:COUNT:")]
+    pub uid_map: Vec<String>,
+
+    /// The gid map of the helper's own user namespace, as --uid-map
+    #[arg(long = "gid-map", value_name = ":NS:HOST:COUNT:")]
+    pub gid_map: Vec<String>,
+}
+
+/// What the command line asks of the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxRequest {
+    /// No choice given: namespace where the kernel allows, else chroot.
+    Default,
+    Explicit(SandboxChoice),
 }
 
 impl Cli {
+    /// The sandbox asked for; contradictory options are a misuse.
+    pub fn sandbox_request(&self) -> Result<SandboxRequest, String> {
+        match (self.no_chroot, self.sandbox) {
+            (true, Some(SandboxChoice::None)) | (true, None) => {
+                Ok(SandboxRequest::Explicit(SandboxChoice::None))
+            }
+            (true, Some(other)) => Err(format!(
+                "--no-chroot means --sandbox none; it contradicts --sandbox {}",
+                other
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            )),
+            (false, Some(choice)) => Ok(SandboxRequest::Explicit(choice)),
+            (false, None) => Ok(SandboxRequest::Default),
+        }
+    }
+
+    /// The user namespace maps asked for, checked as the kernel would.
+    pub fn id_maps(
+        &self,
+    ) -> Result<
+        (
+            Vec<crate::sandbox::userns::MapEntry>,
+            Vec<crate::sandbox::userns::MapEntry>,
+        ),
+        String,
+    > {
+        use crate::sandbox::userns::{check_map, parse_entry};
+        let parse = |option: &str, entries: &[String]| {
+            let map = entries
+                .iter()
+                .map(|e| parse_entry(e).map_err(|why| format!("{option} {why}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            check_map(option, &map)?;
+            Ok::<_, String>(map)
+        };
+        let uids = parse("--uid-map", &self.uid_map)?;
+        let gids = parse("--gid-map", &self.gid_map)?;
+        if uids.is_empty() != gids.is_empty() {
+            return Err("--uid-map and --gid-map go together: give both".into());
+        }
+        Ok((uids, gids))
+    }
+
     /// The id translation the command line asks for; the error names the
     /// option and the rule.
     pub fn translation(&self) -> Result<crate::idmap::Translation, String> {

@@ -59,14 +59,13 @@ pub fn take_inherited(fd: i32) -> OwnedFd {
 }
 
 /// "pid 123, uid 107, gid 107" for the peer of a connected socket.
+/// The pid is 0 for a peer outside the helper's pid namespace.
 pub fn describe_peer(sock: BorrowedFd<'_>) -> String {
-    match sockopt::socket_peercred(sock) {
-        Ok(c) => format!(
-            "pid {}, uid {}, gid {}",
-            c.pid.as_raw_nonzero(),
-            c.uid.as_raw(),
-            c.gid.as_raw()
+    match crate::syscalls::peer_credentials(sock) {
+        Ok((0, uid, gid)) => format!(
+            "uid {uid}, gid {gid}, its pid outside the helper's pid namespace"
         ),
+        Ok((pid, uid, gid)) => format!("pid {pid}, uid {uid}, gid {gid}"),
         Err(e) => format!("peer credentials unknown: {e}"),
     }
 }
@@ -101,8 +100,15 @@ impl SocketFile {
     /// finished or this process ends. Call it before confinement, in the
     /// process that serves.
     pub fn hand_to_janitor(self) -> Result<Janitor, SetupError> {
-        let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| SetupError::from(("creating the janitor's pipe", e)))?;
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| SetupError::from(("creating the janitor's pipe", e)))
+        };
+        let (read_end, write_end) = pipe()?;
+        // The janitor holds the only write end of `done`: its EOF says the
+        // file is gone. A read works where waitpid cannot: from a server
+        // in a pid namespace of its own, whose parent the janitor is not.
+        let (done_read, done_write) = pipe()?;
         // SIGINT and SIGTERM are held until the janitor ignores them:
         // neither may end it (or run a handler of the helper's in it)
         // before it can remove the file.
@@ -119,13 +125,16 @@ impl SocketFile {
             // It never returns from `janitor_main`.
             Ok(Forked::Child) => {
                 drop(write_end);
-                janitor_main(&self, read_end, &blocked)
+                drop(done_read);
+                janitor_main(&self, read_end, done_write, &blocked)
             }
             Ok(Forked::Parent(pid)) => {
                 drop(read_end);
-                crate::signals::watch_janitor(write_end.as_raw_fd(), pid);
+                drop(done_write);
+                crate::signals::watch_janitor(write_end.as_raw_fd(), done_read.as_raw_fd(), pid);
                 Ok(Janitor {
                     pipe: Some(write_end),
+                    done: Some(done_read),
                     pid,
                 })
             }
@@ -138,6 +147,7 @@ impl SocketFile {
 #[derive(Debug)]
 pub struct Janitor {
     pipe: Option<OwnedFd>,
+    done: Option<OwnedFd>,
     pid: libc::pid_t,
 }
 
@@ -151,6 +161,10 @@ impl Janitor {
         if let Some(pipe) = self.pipe.take() {
             crate::signals::forget_janitor();
             drop(pipe);
+            if let Some(done) = self.done.take() {
+                wait_for_eof(&done);
+            }
+            // Reaps it where it is our child; ECHILD otherwise.
             let _ = process::wait(self.pid);
         }
     }
@@ -162,10 +176,21 @@ impl Drop for Janitor {
     }
 }
 
+/// Reads until EOF (async-signal-safe: the signal handler calls it).
+pub fn wait_for_eof(fd: &impl rustix::fd::AsFd) {
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(fd, &mut byte) {
+            Err(Errno::INTR) | Ok(1..) => {}
+            _ => return,
+        }
+    }
+}
+
 /// The janitor: unprivileged but for removing a file, deaf to the signals
 /// that stop the helper, waiting for its pipe to close.
-fn janitor_main(file: &SocketFile, pipe: OwnedFd, mask: &SignalMask) -> ! {
-    process::close_all_except(&[file.dir.as_raw_fd(), pipe.as_raw_fd()]);
+fn janitor_main(file: &SocketFile, pipe: OwnedFd, done: OwnedFd, mask: &SignalMask) -> ! {
+    process::close_all_except(&[file.dir.as_raw_fd(), pipe.as_raw_fd(), done.as_raw_fd()]);
     // Deaf to the signals a terminal or a service manager sends to the
     // helper's whole group: the helper itself decides when the file goes.
     process::ignore(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
@@ -184,10 +209,11 @@ fn janitor_main(file: &SocketFile, pipe: OwnedFd, mask: &SignalMask) -> ! {
     let keep: caps::CapsHashSet = keep.intersection(&permitted).copied().collect();
     let _ = caps::set(None, caps::CapSet::Effective, &keep);
     let _ = caps::set(None, caps::CapSet::Permitted, &keep);
-    let mut byte = [0u8; 1];
     // A byte (accepted) or EOF (the helper ended): either way, done.
+    let mut byte = [0u8; 1];
     while let Err(Errno::INTR) = rustix::io::read(&pipe, &mut byte) {}
     file.remove();
+    drop(done);
     process::exit_now(0)
 }
 

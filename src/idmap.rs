@@ -95,6 +95,11 @@ pub struct IdMap {
     guest_to_host: Table,
     host_to_guest: Table,
     rules: Vec<String>,
+    /// The user namespace the helper serves from, as `(ns, host, count)`
+    /// lines of its id map; empty in the initial namespace. Rules speak of
+    /// host ids (what `ls -ln` shows on the host), the kernel here of the
+    /// namespace's: this is the last step of the way in, the first out.
+    namespace: Vec<(u32, u32, u32)>,
 }
 
 impl IdMap {
@@ -223,20 +228,43 @@ impl IdMap {
         self.rules.is_empty()
     }
 
-    /// A guest id as the host stores it; EPERM where a rule forbids it.
-    /// -1 (no id) stays -1.
+    /// Serves from a user namespace with this id map (`(ns, host, count)`
+    /// lines, as `/proc/self/uid_map` has them).
+    pub fn set_namespace(&mut self, lines: Vec<(u32, u32, u32)>) {
+        self.namespace = lines;
+    }
+
+    /// A guest id as the host stores it (as this process's namespace
+    /// names that host id); EPERM where a rule forbids it, EINVAL for a
+    /// host id the namespace does not map. -1 (no id) stays -1.
     pub fn to_host(&self, guest: u32) -> Result<u32, Errno> {
         if guest == NO_ID {
             return Ok(NO_ID);
         }
-        self.guest_to_host.lookup(guest)
+        let host = self.guest_to_host.lookup(guest)?;
+        if self.namespace.is_empty() {
+            return Ok(host);
+        }
+        self.namespace
+            .iter()
+            .find(|&&(_, lower, count)| host >= lower && host - lower < count)
+            .map(|&(ns, lower, _)| ns + (host - lower))
+            .ok_or(Errno::INVAL)
     }
 
-    /// A host id as the guest sees it.
-    pub fn to_guest(&self, host: u32) -> u32 {
-        if host == NO_ID {
+    /// A host id (as this process's namespace names it) as the guest sees
+    /// it.
+    pub fn to_guest(&self, id: u32) -> u32 {
+        if id == NO_ID {
             return NO_ID;
         }
+        // Ids the namespace does not map arrive as the overflow id, which
+        // no line maps back: they stay as they are.
+        let host = self
+            .namespace
+            .iter()
+            .find(|&&(ns, _, count)| id >= ns && id - ns < count)
+            .map_or(id, |&(ns, lower, _)| lower + (id - ns));
         // Host-to-guest tables hold no Forbid entry.
         self.host_to_guest.lookup(host).unwrap_or(host)
     }

@@ -16,6 +16,7 @@ use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketT
 use std::fmt::Write as _;
 use std::io::{self, IoSlice, Write};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -105,6 +106,21 @@ pub fn sanitize_line(raw: &[u8]) -> String {
 }
 
 static SYSLOG: OnceLock<OwnedFd> = OnceLock::new();
+/// The pid syslog lines carry, when it is not `getpid()`'s: the host's pid
+/// of a server that is init of its own pid namespace.
+static HOST_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Makes syslog lines carry `pid` (the host's view of this process).
+pub fn set_pid(pid: u32) {
+    HOST_PID.store(pid, Ordering::SeqCst);
+}
+
+fn log_pid() -> u32 {
+    match HOST_PID.load(Ordering::SeqCst) {
+        0 => rustix::process::getpid().as_raw_nonzero().get() as u32,
+        pid => pid,
+    }
+}
 static TARGET: OnceLock<LogTarget> = OnceLock::new();
 
 fn connect_syslog() -> io::Result<OwnedFd> {
@@ -135,7 +151,7 @@ fn syslog_datagram(severity: u8, line: &str) -> String {
         "<{}>{}[{}]: {}",
         LOG_DAEMON | severity,
         PROGRAM,
-        rustix::process::getpid().as_raw_nonzero(),
+        log_pid(),
         line.trim_end()
     )
 }

@@ -17,10 +17,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ids = match app::validate(&cli) {
-        Ok(ids) => ids,
+    let checked = match app::validate(&cli) {
+        Ok(checked) => checked,
         // Exit status 2, like every other misuse of the command line.
         Err(msg) => Cli::command().error(ErrorKind::ValueValidation, msg).exit(),
     };
-    app::run(cli, ids)
+    app::run(cli, checked)
 }

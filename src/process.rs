@@ -163,3 +163,81 @@ pub fn own_inherited_fd(fd: i32) -> OwnedFd {
     // process to own; nothing else in it refers to the number.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// Waits for any child to end, retrying on EINTR: its pid and wait status.
+/// ECHILD when none is left.
+pub fn wait_any() -> io::Result<(libc::pid_t, i32)> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for any child of ours into a local status word.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid >= 0 {
+            return Ok((pid, status));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Sends `sig` to process `pid` (errors ignored: the process may be gone).
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: no pointers; a pid of ours.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// The exit status a shell would report for a wait status: the code, or
+/// 128 + the signal that ended the process.
+pub fn status_code(status: i32) -> u8 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as u8
+    } else {
+        128u8.wrapping_add(libc::WTERMSIG(status) as u8)
+    }
+}
+
+/// unshare(2) for namespaces only: `flags` must not hold `CLONE_FILES`
+/// or `CLONE_FS`-style flags that split state other threads share.
+pub fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
+    use rustix::thread::UnshareFlags as F;
+    let namespaces =
+        F::NEWNS | F::NEWUSER | F::NEWPID | F::NEWNET | F::NEWIPC | F::NEWUTS | F::NEWCGROUP;
+    if !namespaces.contains(flags) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: only namespace flags (checked above), never CLONE_FILES,
+    // whose hazard (fds other threads see) is why rustix marks unshare
+    // unsafe; the helper is single-threaded anyway.
+    unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(io::Error::from)
+}
+
+/// Ends this process with signal `sig`, as a child that died of it did:
+/// the default disposition back, the signal unblocked and raised. Exits
+/// 128 + `sig` if the signal does not end the process.
+pub fn reset_and_raise(sig: libc::c_int) -> ! {
+    // SAFETY: a constant disposition, a local signal set, and raise; no
+    // handler of ours runs.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    exit_now(128 + sig)
+}
+
+/// Reads raw fd `fd` until EOF or an error other than EINTR: for a signal
+/// handler waiting on a pipe it cannot hold as an `OwnedFd`.
+pub fn read_until_eof_raw(fd: libc::c_int) {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reads at most one byte into a local.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        if n == 0 || (n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted) {
+            return;
+        }
+    }
+}

@@ -22,8 +22,10 @@ pub const HANDLED: [(libc::c_int, &str, u8); 2] = [
 ];
 
 static LINES: OnceLock<[Prerendered; 2]> = OnceLock::new();
-/// The janitor's pipe (write end) and pid while it waits, or -1.
+/// The janitor's pipe (write end), its `done` pipe (read end) and pid
+/// while it waits, or -1.
 static JANITOR_PIPE: AtomicI32 = AtomicI32::new(-1);
+static JANITOR_DONE: AtomicI32 = AtomicI32::new(-1);
 static JANITOR_PID: AtomicI32 = AtomicI32::new(-1);
 
 /// Installs the handlers. Call it in the process that serves (after
@@ -44,15 +46,18 @@ pub fn install() -> Result<(), std::io::Error> {
 }
 
 /// Tells the handler about the janitor: on a signal, it closes `pipe` (the
-/// janitor then removes the socket file) and waits for `pid` to exit.
-pub fn watch_janitor(pipe: libc::c_int, pid: libc::pid_t) {
+/// janitor then removes the socket file), waits for EOF on `done` (the
+/// file is gone) and reaps `pid` where it is our child.
+pub fn watch_janitor(pipe: libc::c_int, done: libc::c_int, pid: libc::pid_t) {
     JANITOR_PID.store(pid, Ordering::SeqCst);
+    JANITOR_DONE.store(done, Ordering::SeqCst);
     JANITOR_PIPE.store(pipe, Ordering::SeqCst);
 }
 
 /// The janitor is done (or its pipe is about to be closed elsewhere).
 pub fn forget_janitor() {
     JANITOR_PIPE.store(-1, Ordering::SeqCst);
+    JANITOR_DONE.store(-1, Ordering::SeqCst);
     JANITOR_PID.store(-1, Ordering::SeqCst);
 }
 
@@ -62,11 +67,15 @@ extern "C" fn on_signal(sig: libc::c_int) {
         lines[index].emit();
     }
     let pipe = JANITOR_PIPE.swap(-1, Ordering::SeqCst);
+    let done = JANITOR_DONE.swap(-1, Ordering::SeqCst);
     let pid = JANITOR_PID.swap(-1, Ordering::SeqCst);
     // The pipe fd belongs to the janitor handle, which is never used again:
     // the process exits here.
     if pipe >= 0 {
         process::close_raw(pipe);
+    }
+    if done >= 0 {
+        process::read_until_eof_raw(done);
     }
     if pid > 0 {
         let _ = process::wait(pid);

@@ -469,3 +469,61 @@ pub fn close_leading_run(fds: &mut Vec<OwnedFd>) {
     // Dropping closes them one by one.
     drop(fds.drain(..run));
 }
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {set})` (Linux
+/// 5.12): sets mount attributes (`MOUNT_ATTR_*`) on the mount tree `fd`
+/// refers to, leaving every other attribute as it is. ENOSYS before 5.12.
+pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64) -> Result<(), Errno> {
+    /// `struct mount_attr` (linux/mount.h), version 0.
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const SYS_MOUNT_SETATTR: libc::c_long = 442;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a static empty C string; `attr` lives across the
+    // call and its size is passed; the kernel only reads both.
+    unsafe {
+        ret(libc::syscall(
+            SYS_MOUNT_SETATTR,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        ))
+    }
+    .map(drop)
+}
+
+/// `SO_PEERCRED`: the peer's pid (0 when it lies outside this process's
+/// pid namespace, which rustix's `socket_peercred` cannot express), uid
+/// and gid, as this process's namespaces see them.
+pub fn peer_credentials(sock: BorrowedFd<'_>) -> Result<(i32, u32, u32), Errno> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are locals that outlive the call; the kernel
+    // writes at most `len` bytes into `cred`.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    ret(rc as libc::c_long).map(|_| (cred.pid, cred.uid, cred.gid))
+}

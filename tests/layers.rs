@@ -104,7 +104,7 @@ fn the_serving_helper_runs_under_the_kill_filter() {
     let s = Scratch::new();
     let h = spawn(Flavor::Openat2, &s.export);
     assert!(h.lstat("/").is_ok());
-    let status = std::fs::read_to_string(format!("/proc/{}/status", h.pid())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", h.serving_pid())).unwrap();
     assert!(
         status.lines().any(|l| l == "Seccomp:\t2"),
         "filter mode: {status}"
@@ -133,7 +133,10 @@ fn sandbox_report_names_every_layer() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for line in [
-        "chroot:        off",
+        "sandbox:       none (--sandbox none)",
+        "namespaces:    ",
+        "id maps:       ",
+        "export mount:  as on the host",
         "resolver:      walker",
         "openat2:       available",
         "landlock:      ",
@@ -153,7 +156,8 @@ fn sandbox_report_names_every_layer() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("chroot:        on")
+        (text.contains("sandbox:       namespace (the default, the kernel allows it)")
+            || text.contains("sandbox:       chroot (the default, since"))
             && text.contains("resolver:      openat2")
             && text.contains("seccomp:       kill"),
         "{text}"
@@ -193,20 +197,20 @@ fn sandbox_report_tries_each_layer_and_fails_where_a_real_run_would() {
             Ok(())
         }))
     };
-    let (code, text) = report(&[], no_chroot_cap());
+    let (code, text) = report(&["--sandbox", "chroot"], no_chroot_cap());
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("chroot:        FAILS: chroot into the export failed"),
+        text.contains("sandbox:       FAILS: chroot into the export failed"),
         "{text}"
     );
-    assert!(text.contains("--no-chroot"), "{text}");
+    assert!(text.contains("--sandbox none (or --no-chroot)"), "{text}");
     assert!(
-        text.contains("result:        a real run would fail at: chroot"),
+        text.contains("result:        a real run would fail at: sandbox"),
         "{text}"
     );
     let (code, text) = report(&["--no-chroot"], no_chroot_cap());
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("chroot:        off (--no-chroot)"), "{text}");
+    assert!(text.contains("sandbox:       none (--sandbox none)"), "{text}");
 
     // openat2 missing and required.
     let (code, text) = report(&["--resolver", "openat2"], Some(enosys_filter(&[437])));

@@ -24,9 +24,9 @@ fn only_the_originals_capabilities_are_kept() {
         let s = Scratch::new();
         let h = spawn(flavor, &s.export);
         assert!(h.lstat("/").is_ok(), "set-up finished");
-        assert_eq!(cap_field(h.pid(), "CapPrm:"), KEPT_MASK);
-        assert_eq!(cap_field(h.pid(), "CapEff:"), KEPT_MASK);
-        assert_eq!(cap_field(h.pid(), "CapInh:"), 0);
+        assert_eq!(cap_field(h.serving_pid(), "CapPrm:"), KEPT_MASK);
+        assert_eq!(cap_field(h.serving_pid(), "CapEff:"), KEPT_MASK);
+        assert_eq!(cap_field(h.serving_pid(), "CapInh:"), 0);
         // Still the full kept set after a creation under another identity.
         let mkdir = Request::Mkdir {
             uid: 0,
@@ -35,7 +35,7 @@ fn only_the_originals_capabilities_are_kept() {
             mode: 0o755,
         };
         assert_eq!(h.status(&mkdir), 0);
-        assert_eq!(cap_field(h.pid(), "CapEff:"), KEPT_MASK);
+        assert_eq!(cap_field(h.serving_pid(), "CapEff:"), KEPT_MASK);
         assert!(h.finish().success());
     }
 }
@@ -130,7 +130,9 @@ fn without_chroot_capability() -> Box<dyn FnMut() -> std::io::Result<()> + Send 
 fn where_chroot_is_not_permitted_the_message_names_no_chroot() {
     let s = Scratch::new();
     fs::write(s.path("f"), "x").unwrap();
-    let mut spawn = Spawn::new(Flavor::Openat2, &s.export);
+    let mut spawn = Spawn::new(Flavor::Openat2, &s.export)
+        .arg("--sandbox")
+        .arg("chroot");
     spawn.pre_exec = Some(without_chroot_capability());
     let mut h = spawn.start();
     let status = h.wait(std::time::Duration::from_secs(10)).expect("exits");
@@ -146,7 +148,8 @@ fn where_chroot_is_not_permitted_the_message_names_no_chroot() {
     let h = spawn.start();
     assert_eq!(h.lstat("//f").unwrap().size, 1);
     assert!(
-        h.stderr().contains("--no-chroot: not chrooting"),
+        h.stderr()
+            .contains("--sandbox none: no chroot or namespace"),
         "{}",
         h.stderr()
     );

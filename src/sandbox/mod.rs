@@ -1,4 +1,6 @@
-//! Confinement of the helper process, in one place: chroot, resource
+//! Confinement of the helper process, in one place: the user namespace and
+//! the sandbox kind ([`isolate`]: the helper's own user namespace, then the
+//! namespace sandbox's namespaces), then pivot_root or chroot, resource
 //! limits, capabilities, Landlock, procfs as the working directory and the
 //! seccomp allow-list, applied in that order by [`confine`], and the report
 //! of what is active ([`report`]).
@@ -10,16 +12,20 @@
 
 pub mod landlock;
 pub mod limits;
+pub mod namespace;
 pub mod report;
 pub mod seccomp;
+pub mod userns;
 
 pub use self::report::{Outcome, Report};
 pub use self::seccomp::SeccompMode;
 
+use crate::cli::{SandboxChoice, SandboxRequest};
 use crate::error::SetupError;
 use crate::privilege::Privileges;
 use crate::procfs::ProcSelfFd;
-use rustix::fd::BorrowedFd;
+use rustix::fd::AsFd;
+use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::Mode;
 use rustix::io::Errno;
 use tracing::warn;
@@ -35,9 +41,170 @@ pub fn chroot_into(root: BorrowedFd<'_>) -> Result<(), Errno> {
 /// The layers the command line asks for.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    pub chroot: bool,
+    pub sandbox: SandboxRequest,
     pub readonly: bool,
     pub seccomp: SeccompMode,
+}
+
+/// The sandbox kind [`isolate`] settled on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The namespaces exist; [`confine`] pivots into the export.
+    Namespace {
+        explicit: bool,
+    },
+    /// chroot; the text says why when the default fell back to it.
+    Chroot {
+        why: String,
+    },
+    None,
+}
+
+/// Step one, before procfs is opened: the helper's own user namespace
+/// (`plan`), then the namespace sandbox's namespaces, after which this
+/// process is the pid namespace's init (its parent waits outside; see
+/// [`namespace::become_init`]). Where the default cannot have its
+/// namespaces, it falls back to chroot and says why; an explicit
+/// `--sandbox namespace` stops instead.
+pub fn isolate(
+    root: BorrowedFd<'_>,
+    plan: Result<Option<userns::Plan>, String>,
+    request: SandboxRequest,
+    on_failure: OnFailure,
+) -> Result<Isolation, SetupError> {
+    let mut report = Isolation {
+        kind: Kind::None,
+        user_namespace: Outcome::Inactive("not needed: this process can set every id".into()),
+        namespaces: Outcome::Inactive("none created".into()),
+        sandbox: None,
+        id_maps: String::new(),
+        own_user_namespace: false,
+    };
+    let kind = isolate_into(root, plan, request, on_failure, &mut report)?;
+    report.kind = kind;
+    report.own_user_namespace = matches!(&report.namespaces, Outcome::Active(t) if t.starts_with("user"));
+    Ok(report)
+}
+
+/// What [`isolate`] did, for the report.
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    pub kind: Kind,
+    pub user_namespace: Outcome,
+    pub namespaces: Outcome,
+    /// Set when an explicit `--sandbox namespace` failed already.
+    pub sandbox: Option<Outcome>,
+    pub id_maps: String,
+    /// The helper made its own user namespace: ids the kernel gives it are
+    /// the namespace's, not those of where it was started.
+    pub own_user_namespace: bool,
+}
+
+impl Isolation {
+    /// Copies what was decided into the report.
+    pub fn fill(&self, report: &mut Report) {
+        report.user_namespace = self.user_namespace.clone();
+        report.namespaces = self.namespaces.clone();
+        report.id_maps = self.id_maps.clone();
+        if let Some(sandbox) = &self.sandbox {
+            report.sandbox = sandbox.clone();
+        }
+    }
+}
+
+fn isolate_into(
+    root: BorrowedFd<'_>,
+    plan: Result<Option<userns::Plan>, String>,
+    request: SandboxRequest,
+    on_failure: OnFailure,
+    report: &mut Isolation,
+) -> Result<Kind, SetupError> {
+    let mut created = Vec::new();
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(why) => {
+            report.user_namespace = Outcome::Fails(why.clone());
+            if on_failure == OnFailure::Stop {
+                return Err(SetupError(why));
+            }
+            None
+        }
+    };
+    if let Some(plan) = &plan {
+        report.user_namespace = match userns::enter(plan) {
+            Ok(()) => {
+                created.push("user");
+                userns::log_plan(plan);
+                Outcome::Active(match &plan.origin {
+                    userns::Origin::Given => "created, with the maps given".into(),
+                    userns::Origin::Subordinate => {
+                        "created, automatic map: guest 0 is this user, guest 1.. its /etc/subuid and /etc/subgid range"
+                            .into()
+                    }
+                    userns::Origin::OneId(_) => {
+                        "created, automatic map of this user alone (guest 0); other guest ids get EINVAL"
+                            .into()
+                    }
+                })
+            }
+            Err(SetupError(why)) if request == SandboxRequest::Explicit(SandboxChoice::None) => {
+                warn!("{why}; going on without a user namespace (--sandbox none)");
+                Outcome::Inactive(format!("not created ({why})"))
+            }
+            Err(SetupError(why)) => Outcome::Fails(why),
+        };
+        if let (Outcome::Fails(why), OnFailure::Stop) = (&report.user_namespace, on_failure) {
+            return Err(SetupError(why.clone()));
+        }
+    }
+    report.id_maps = userns::InForce::read().describe();
+    let explicit = match request {
+        SandboxRequest::Explicit(SandboxChoice::None) => {
+            report.namespaces = namespaces_text(&created);
+            return Ok(Kind::None);
+        }
+        SandboxRequest::Explicit(SandboxChoice::Chroot) => {
+            report.namespaces = namespaces_text(&created);
+            return Ok(Kind::Chroot { why: String::new() });
+        }
+        SandboxRequest::Explicit(SandboxChoice::Namespace) => true,
+        SandboxRequest::Default => false,
+    };
+    // The mount namespace's copy of the working directory is what gets
+    // bind-mounted: make it the export first.
+    let unshared = rustix::process::fchdir(root)
+        .map_err(|e| format!("fchdir to the export: {e}"))
+        .and_then(|()| namespace::unshare_all());
+    match unshared {
+        Ok(()) => {
+            created.extend(namespace::NAMESPACES.map(|(_, n)| n));
+            report.namespaces = namespaces_text(&created);
+            namespace::become_init()?;
+            Ok(Kind::Namespace { explicit })
+        }
+        Err(why) if explicit => {
+            report.namespaces = namespaces_text(&created);
+            report.sandbox = Some(Outcome::Fails(format!("--sandbox namespace: {why}")));
+            match on_failure {
+                OnFailure::Stop => Err(SetupError(format!("--sandbox namespace: {why}"))),
+                OnFailure::Record => Ok(Kind::None),
+            }
+        }
+        Err(why) => {
+            warn!("the namespace sandbox is not available ({why}): falling back to chroot");
+            report.namespaces = namespaces_text(&created);
+            Ok(Kind::Chroot {
+                why: format!("the default, since the namespace sandbox is not available: {why}"),
+            })
+        }
+    }
+}
+
+fn namespaces_text(created: &[&str]) -> Outcome {
+    match created {
+        [] => Outcome::Inactive("none created".into()),
+        names => Outcome::Active(format!("{} (created)", names.join(","))),
+    }
 }
 
 /// What happens when a layer fails.
@@ -49,21 +216,26 @@ pub enum OnFailure {
     Record,
 }
 
-/// What [`confine`] leaves: the report of every layer, and the capability
-/// set in force (None when limiting it failed).
+/// What [`confine`] leaves: the report of every layer, the capability
+/// set in force (None when limiting it failed), and the export's new root
+/// after `pivot_root` (the namespace sandbox's `nodev,nosuid` mount; the
+/// old fd must not serve then).
 pub struct Confined {
     pub report: Report,
     pub privileges: Option<Privileges>,
+    pub new_root: Option<OwnedFd>,
 }
 
-/// Applies every layer to this process, in order: chroot (or `fchdir` to
-/// the export with `--no-chroot`), umask 0 and resource limits, the kept
+/// Applies every layer to this process, in order: `pivot_root` into the
+/// export (namespace sandbox), chroot, or only `fchdir` to the export
+/// (`--sandbox none`), as [`isolate`] chose; umask 0 and resource limits, the kept
 /// capabilities, Landlock, `/proc/self/fd` as the working directory, and
 /// last the seccomp filter. `proc` is None when procfs could not be opened
 /// (the report then says so). `report` comes filled with what was decided
 /// before (resolver, kernel features).
 pub fn confine(
     root: BorrowedFd<'_>,
+    kind: &Kind,
     proc: Option<&ProcSelfFd>,
     options: Options,
     mut report: Report,
@@ -76,8 +248,9 @@ pub fn confine(
     check(&report.resolver)?;
     check(&report.procfs)?;
 
-    report.chroot = enter_root(root, options.chroot);
-    check(&report.chroot)?;
+    let new_root = enter_root(root, kind, &mut report);
+    check(&report.sandbox)?;
+    let root = new_root.as_ref().map_or(root, |r| r.as_fd());
 
     rustix::process::umask(Mode::empty());
     report.nofile = limits::apply();
@@ -114,25 +287,61 @@ pub fn confine(
 
     report.seccomp = install_seccomp(options.seccomp);
     check(&report.seccomp)?;
-    Ok(Confined { report, privileges })
+    Ok(Confined {
+        report,
+        privileges,
+        new_root,
+    })
 }
 
-/// chroot into the export, or with `--no-chroot` only make it the working
-/// directory.
-fn enter_root(root: BorrowedFd<'_>, chroot: bool) -> Outcome {
-    if !chroot {
-        return match rustix::process::fchdir(root) {
-            Ok(()) => Outcome::Inactive("off (--no-chroot)".into()),
-            Err(e) => Outcome::Fails(format!("fchdir to the export: {e}")),
-        };
-    }
-    match chroot_into(root) {
-        Ok(()) => Outcome::Active("on".into()),
+/// Makes the export this process's root: `pivot_root` (namespace sandbox;
+/// returns the new root's fd), chroot, or with `--sandbox none` only the
+/// working directory. Fills in the report's sandbox and export mount.
+fn enter_root(root: BorrowedFd<'_>, kind: &Kind, report: &mut Report) -> Option<OwnedFd> {
+    let chroot_why = match kind {
+        Kind::None => {
+            let failed = report.sandbox.fails();
+            report.sandbox = match rustix::process::fchdir(root) {
+                // An explicit --sandbox namespace that failed (report mode).
+                Ok(()) if failed => report.sandbox.clone(),
+                Ok(()) => Outcome::Inactive("none (--sandbox none): the resolver alone".into()),
+                Err(e) => Outcome::Fails(format!("fchdir to the export: {e}")),
+            };
+            return None;
+        }
+        Kind::Namespace { explicit } => match namespace::pivot_into_cwd() {
+            Ok((new_root, how)) => {
+                let why = if *explicit {
+                    "--sandbox namespace"
+                } else {
+                    "the default, the kernel allows it"
+                };
+                report.sandbox = Outcome::Active(format!(
+                    "namespace ({why}): pivot_root into the export, the old root detached"
+                ));
+                report.export_mount = Outcome::Active(how);
+                return Some(new_root);
+            }
+            Err(why) if *explicit => {
+                report.sandbox = Outcome::Fails(why);
+                return None;
+            }
+            Err(why) => {
+                warn!("{why}: falling back to chroot");
+                format!("the default, since the namespace sandbox failed: {why}")
+            }
+        },
+        Kind::Chroot { why } => why.clone(),
+    };
+    report.sandbox = match chroot_into(root) {
+        Ok(()) if chroot_why.is_empty() => Outcome::Active("chroot (--sandbox chroot)".into()),
+        Ok(()) => Outcome::Active(format!("chroot ({chroot_why})")),
         Err(e) => Outcome::Fails(format!(
             "chroot into the export failed ({e}); where chroot is not permitted, \
-             run with --no-chroot to rely on path resolution alone"
+             run with --sandbox none (or --no-chroot) to rely on path resolution alone"
         )),
-    }
+    };
+    None
 }
 
 /// Landlock is best effort: a kernel without it, or one that refuses it,

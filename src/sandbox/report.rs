@@ -40,7 +40,16 @@ pub struct Report {
     pub openat2_unavailable: Option<Errno>,
     pub readonly: bool,
     pub procfs: Outcome,
-    pub chroot: Outcome,
+    /// The sandbox kind in force and why it was chosen.
+    pub sandbox: Outcome,
+    /// The namespaces the helper created (user included).
+    pub namespaces: Outcome,
+    /// The helper's own user namespace, if it made one.
+    pub user_namespace: Outcome,
+    /// The uid and gid maps in force (`/proc/self/{u,g}id_map`).
+    pub id_maps: String,
+    /// How the export is mounted (namespace sandbox: nodev,nosuid).
+    pub export_mount: Outcome,
     pub capabilities: Outcome,
     pub missing_capabilities: Vec<String>,
     pub landlock: Outcome,
@@ -71,7 +80,11 @@ impl Report {
             openat2_unavailable,
             readonly,
             procfs,
-            chroot: not_tried(),
+            sandbox: not_tried(),
+            namespaces: Outcome::Inactive("none".into()),
+            user_namespace: Outcome::Inactive("not needed".into()),
+            id_maps: String::new(),
+            export_mount: Outcome::Inactive("as on the host".into()),
             capabilities: not_tried(),
             missing_capabilities: Vec::new(),
             landlock: not_tried(),
@@ -98,7 +111,9 @@ impl Report {
         [
             ("resolver", &self.resolver),
             ("procfs", &self.procfs),
-            ("chroot", &self.chroot),
+            ("user namespace", &self.user_namespace),
+            ("sandbox", &self.sandbox),
+            ("export mount", &self.export_mount),
             ("capabilities", &self.capabilities),
             ("landlock", &self.landlock),
             ("seccomp", &self.seccomp),
@@ -123,11 +138,24 @@ impl Report {
         )
     }
 
+    /// The sandbox kind in force, one word.
+    pub fn sandbox_name(&self) -> &'static str {
+        match &self.sandbox {
+            Outcome::Active(t) if t.starts_with("namespace") => "namespace",
+            Outcome::Active(t) if t.starts_with("chroot") => "chroot",
+            Outcome::Fails(_) => "failed",
+            _ => "none",
+        }
+    }
+
     /// One line for the log.
     pub fn summary(&self) -> String {
         format!(
-            "chroot=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
-            self.chroot.text(),
+            "sandbox=\"{}\" namespaces=\"{}\" ids=\"{}\" export_mount=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
+            self.sandbox.text(),
+            self.namespaces.text(),
+            self.id_maps,
+            self.export_mount.text(),
             self.resolver.text(),
             if self.readonly { "on" } else { "off" },
             self.landlock.text(),
@@ -140,7 +168,11 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "chroot:        {}", self.chroot.text())?;
+        writeln!(f, "sandbox:       {}", self.sandbox.text())?;
+        writeln!(f, "namespaces:    {}", self.namespaces.text())?;
+        writeln!(f, "user ns:       {}", self.user_namespace.text())?;
+        writeln!(f, "id maps:       {}", self.id_maps)?;
+        writeln!(f, "export mount:  {}", self.export_mount.text())?;
         writeln!(f, "resolver:      {}", self.resolver.text())?;
         writeln!(
             f,

@@ -208,9 +208,35 @@ fn read_exact(sock: &OwnedFd, buf: &mut [u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The process that serves, given the pid the caller started: itself, or
+/// under the namespace sandbox its child that is init of a pid namespace
+/// of its own (the started one waits outside).
+pub fn serving_pid(pid: i32) -> i32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<i32>().ok())
+        .find(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/status")).is_ok_and(|st| {
+                st.lines()
+                    .find(|l| l.starts_with("NSpid:"))
+                    .is_some_and(|l| l.split_whitespace().count() > 2)
+            })
+        })
+        .unwrap_or(pid)
+}
+
 impl Helper {
+    /// The pid the test started (under the namespace sandbox, the process
+    /// that waits outside the pid namespace and forwards signals).
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// The process that serves (see [`serving_pid`]).
+    pub fn serving_pid(&self) -> i32 {
+        serving_pid(self.pid())
     }
 
     pub fn stderr(&self) -> String {
@@ -369,7 +395,7 @@ impl Helper {
 
     /// Number of open fds in the helper.
     pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.serving_pid()))
             .expect("helper's fd dir")
             .count()
     }
