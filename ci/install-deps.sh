@@ -18,6 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# root's range: the LXD-style test; nobody's: an ordinary user's automatic
+# map (the helper's own user namespace through newuidmap).
 for f in /etc/subuid /etc/subgid; do
-  grep -q '^root:100000:65536$' "$f" 2>/dev/null || echo 'root:100000:65536' >> "$f"
+  for line in root:100000:65536 nobody:2000000:65536; do
+    grep -q "^$line\$" "$f" 2>/dev/null || echo "$line" >> "$f"
+  done
 done

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, runs the whole suite as
-# root, then once more as an unprivileged user inside a user namespace
-# (`unshare -Ur`), where tests that need real root say that they skipped.
+# root, then twice as an unprivileged user (uid 65534): once as root of a
+# user namespace made for it (`unshare -Ur`), once as a plain ordinary
+# user, where the helper makes its own user namespace (the automatic map,
+# from nobody's /etc/subuid range). Tests that need real root say that they
+# skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/install-deps.sh
@@ -29,6 +32,17 @@ while read -r exe; do
   if ! (cd "$stage" && setpriv --reuid=65534 --regid=65534 --clear-groups \
         env HOME="$stage" TMPDIR="$stage" VPH_BIN="$stage/virtfs-proxy-helper" \
         unshare -Ur "$stage/$name" --test-threads=2); then
+    failed=1
+  fi
+done < "$stage/list"
+
+echo "== pass 3: the suite as an ordinary user (uid 65534); the helper makes its own user namespace"
+while read -r exe; do
+  name=$(basename "$exe")
+  echo "-- $name (uid 65534)"
+  if ! (cd "$stage" && setpriv --reuid=65534 --regid=65534 --clear-groups \
+        env HOME="$stage" TMPDIR="$stage" VPH_BIN="$stage/virtfs-proxy-helper" \
+        "$stage/$name" --test-threads=2); then
     failed=1
   fi
 done < "$stage/list"

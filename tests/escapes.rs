@@ -3,8 +3,9 @@
 //! and magic links through a procfs inside the export. A canary directory
 //! beside the export must stay untouched and unread.
 //!
-//! Each case runs under both resolvers, with the chroot layer on and off:
-//! with it off, the resolver alone must hold.
+//! Each case runs under both resolvers, with each sandbox kind (namespace,
+//! chroot, none: with none, the resolver alone must hold) and with id
+//! translation on.
 
 mod common;
 
@@ -152,11 +153,8 @@ fn canary_ino(s: &Scratch) -> (u64, u64) {
 
 /// Sends every request at every evil path; no reply may hand out or
 /// describe the canary, and nothing outside may change.
-fn attack(flavor: Flavor, chroot: bool, paths: &[String], s: &Scratch) {
-    let mut spawn = Spawn::new(flavor, &s.export);
-    if !chroot {
-        spawn = spawn.arg("--no-chroot");
-    }
+fn attack(flavor: Flavor, layers: Confinement, paths: &[String], s: &Scratch) {
+    let spawn = layers.apply(Spawn::new(flavor, &s.export));
     attack_with(spawn.start(), paths, s);
 }
 
@@ -205,11 +203,11 @@ fn attack_with(h: Helper, paths: &[String], s: &Scratch) {
     assert!(tried > 200);
 }
 
-fn escapes(flavor: Flavor, chroot: bool) {
+fn escapes(flavor: Flavor, layers: Confinement) {
     let s = Scratch::new();
     traps(&s);
     let paths = evil_paths(&s);
-    attack(flavor, chroot, &paths, &s);
+    attack(flavor, layers, &paths, &s);
 }
 
 /// Binds the host's procfs into the export inside a private mount
@@ -245,7 +243,7 @@ fn with_proc_inside<'a>(spawn: Spawn<'a>, mountpoint: &Path) -> Spawn<'a> {
     spawn
 }
 
-fn magic_links(flavor: Flavor, chroot: bool) {
+fn magic_links(flavor: Flavor, layers: Confinement) {
     let s = Scratch::new();
     fs::create_dir(s.path("proc")).unwrap();
     fs::write(s.path("inside"), "inside").unwrap();
@@ -259,10 +257,7 @@ fn magic_links(flavor: Flavor, chroot: bool) {
         format!("//proc/self/cwd/../outside/canary"),
         "//proc/thread-self/root".into(),
     ];
-    let mut spawn = Spawn::new(flavor, &s.export);
-    if !chroot {
-        spawn = spawn.arg("--no-chroot");
-    }
+    let spawn = layers.apply(Spawn::new(flavor, &s.export));
     let h = with_proc_inside(spawn, &s.path("proc")).start();
     // The procfs really is there: a plain file in it opens.
     if h.lstat("//proc/self").is_err() {
@@ -309,11 +304,16 @@ macro_rules! matrix {
     ($($name:ident),*) => {
         $( mod $name {
             use super::*;
-            #[test] fn openat2_chroot() { $name(Flavor::Openat2, true) }
-            #[test] fn openat2_resolver_alone() { $name(Flavor::Openat2, false) }
-            #[test] fn walker_chroot() { $name(Flavor::Walker, true) }
-            #[test] fn walker_resolver_alone() { $name(Flavor::Walker, false) }
-            #[test] fn old_kernel_resolver_alone() { $name(Flavor::OldKernel, false) }
+            #[test] fn openat2_namespace() { $name(Flavor::Openat2, Confinement::Namespace) }
+            #[test] fn openat2_chroot() { $name(Flavor::Openat2, Confinement::Chroot) }
+            #[test] fn openat2_resolver_alone() { $name(Flavor::Openat2, Confinement::ResolverAlone) }
+            #[test] fn openat2_translated() { $name(Flavor::Openat2, Confinement::Translated) }
+            #[test] fn walker_namespace() { $name(Flavor::Walker, Confinement::Namespace) }
+            #[test] fn walker_chroot() { $name(Flavor::Walker, Confinement::Chroot) }
+            #[test] fn walker_resolver_alone() { $name(Flavor::Walker, Confinement::ResolverAlone) }
+            #[test] fn walker_translated() { $name(Flavor::Walker, Confinement::Translated) }
+            #[test] fn old_kernel_namespace() { $name(Flavor::OldKernel, Confinement::Namespace) }
+            #[test] fn old_kernel_resolver_alone() { $name(Flavor::OldKernel, Confinement::ResolverAlone) }
         } )*
     };
 }

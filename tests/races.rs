@@ -138,18 +138,14 @@ fn duration() -> Duration {
         .map_or(DURATION, Duration::from_secs)
 }
 
-fn ours(flavor: Flavor, chroot: bool) {
+fn ours(flavor: Flavor, layers: Confinement) {
     let s = Scratch::new();
     let before = canary_file(&s);
-    let mut spawn = Spawn::new(flavor, &s.export);
-    if !chroot {
-        spawn = spawn.arg("--no-chroot");
-    }
-    let h = spawn.start();
+    let h = layers.apply(Spawn::new(flavor, &s.export)).start();
     let out = race(&h, &s);
     let _ = writeln!(
         std::io::stderr(),
-        "race {flavor:?} chroot={chroot}: {} requests tried, {} reached the canary",
+        "race {flavor:?} {layers:?}: {} requests tried, {} reached the canary",
         out.tried,
         out.reached_canary
     );
@@ -159,24 +155,20 @@ fn ours(flavor: Flavor, chroot: bool) {
     assert!(h.finish().success());
 }
 
+/// Every resolver under every confinement: each sandbox kind (with
+/// `none`, the resolver alone must hold) and id translation on.
 #[test]
-fn openat2_with_chroot() {
-    ours(Flavor::Openat2, true)
+fn openat2_each_confinement() {
+    for layers in Confinement::ALL {
+        ours(Flavor::Openat2, layers)
+    }
 }
 
 #[test]
-fn openat2_resolver_alone() {
-    ours(Flavor::Openat2, false)
-}
-
-#[test]
-fn walker_with_chroot() {
-    ours(Flavor::Walker, true)
-}
-
-#[test]
-fn walker_resolver_alone() {
-    ours(Flavor::Walker, false)
+fn walker_each_confinement() {
+    for layers in Confinement::ALL {
+        ours(Flavor::Walker, layers)
+    }
 }
 
 /// The same race against QEMU's original helper, for comparison; it has

@@ -13,33 +13,6 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use virtfs_proxy_helper::protocol::Request;
 
-const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
-const ACL_USER: u16 = 0x02;
-const ACL_GROUP: u16 = 0x08;
-
-/// A version-2 POSIX ACL xattr value: (tag, perm, id) entries.
-fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
-    let mut v = 2u32.to_le_bytes().to_vec();
-    for (tag, perm, id) in entries {
-        v.extend_from_slice(&tag.to_le_bytes());
-        v.extend_from_slice(&perm.to_le_bytes());
-        v.extend_from_slice(&id.to_le_bytes());
-    }
-    v
-}
-
-/// user::rw-, user:UID:r--, group::r--, group:GID:r--, mask::r--, other::---
-fn named_acl(uid: u32, gid: u32) -> Vec<u8> {
-    acl(&[
-        (0x01, 6, u32::MAX),
-        (ACL_USER, 4, uid),
-        (0x04, 4, u32::MAX),
-        (ACL_GROUP, 4, gid),
-        (0x10, 4, u32::MAX),
-        (0x20, 0, u32::MAX),
-    ])
-}
-
 /// T_LSETXATTR of `system.posix_acl_access` on `//f`.
 fn set_acl(value: &[u8]) -> Request<'_> {
     Request::Lsetxattr {
@@ -49,14 +22,6 @@ fn set_acl(value: &[u8]) -> Request<'_> {
         size: value.len() as i32,
         flags: 0,
     }
-}
-
-fn host_acl(path: &std::path::Path) -> Vec<u8> {
-    let mut buf = vec![0u8; 256];
-    let n = rustix::fs::lgetxattr(path, "system.posix_acl_access", &mut buf[..])
-        .expect("the host reads the ACL back");
-    buf.truncate(n);
-    buf
 }
 
 fn with_rules(flavor: Flavor, export: &std::path::Path, rules: &[(&str, &str)]) -> Helper {

@@ -191,6 +191,42 @@ pub fn as_fd3(raw: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Which layers surround the resolver in a run of the escape and race
+/// tests: each sandbox kind, and id translation on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confinement {
+    /// `--sandbox namespace`: namespaces, the nodev,nosuid mount, pivot_root.
+    Namespace,
+    /// `--sandbox chroot`: the original's chroot.
+    Chroot,
+    /// `--sandbox none`: the resolver alone must hold.
+    ResolverAlone,
+    /// The default sandbox with id translation rules in force.
+    Translated,
+}
+
+impl Confinement {
+    pub const ALL: [Confinement; 4] = [
+        Confinement::Namespace,
+        Confinement::Chroot,
+        Confinement::ResolverAlone,
+        Confinement::Translated,
+    ];
+
+    pub fn apply(self, spawn: Spawn) -> Spawn {
+        match self {
+            Confinement::Namespace => spawn.arg("--sandbox").arg("namespace"),
+            Confinement::Chroot => spawn.arg("--sandbox").arg("chroot"),
+            Confinement::ResolverAlone => spawn.arg("--sandbox").arg("none"),
+            Confinement::Translated => spawn
+                .arg("--translate-uid")
+                .arg("map:100:200:10")
+                .arg("--translate-gid")
+                .arg("map:100:200:10"),
+        }
+    }
+}
+
 pub fn spawn(flavor: Flavor, export: &Path) -> Helper {
     Spawn::new(flavor, export).start()
 }
@@ -705,3 +741,42 @@ pub fn snapshot(root: &Path, describe: impl Fn(&Entry) -> String) -> Vec<String>
     }
     out
 }
+
+// POSIX ACL xattr values, as the kernel and the wire carry them.
+
+pub const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
+pub const ACL_USER: u16 = 0x02;
+pub const ACL_GROUP: u16 = 0x08;
+
+/// A version-2 POSIX ACL xattr value: (tag, perm, id) entries.
+pub fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+/// user::rw-, user:UID:r--, group::r--, group:GID:r--, mask::r--, other::---
+pub fn named_acl(uid: u32, gid: u32) -> Vec<u8> {
+    acl(&[
+        (0x01, 6, u32::MAX),
+        (ACL_USER, 4, uid),
+        (0x04, 4, u32::MAX),
+        (ACL_GROUP, 4, gid),
+        (0x10, 4, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ])
+}
+
+/// The ACL xattr value as the host has it.
+pub fn host_acl(path: &std::path::Path) -> Vec<u8> {
+    let mut buf = vec![0u8; 256];
+    let n = rustix::fs::lgetxattr(path, "system.posix_acl_access", &mut buf[..])
+        .expect("the host reads the ACL back");
+    buf.truncate(n);
+    buf
+}
+
