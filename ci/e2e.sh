@@ -5,7 +5,14 @@
 #   bash ci/e2e.sh                      # ours, both socket modes, QEMU 7.2
 #   bash ci/e2e.sh --helper both        # ours and the original side by side
 #   bash ci/e2e.sh --client 5.2         # Debian 11's QEMU 5.2 as the client
+#   bash ci/e2e.sh --ids auto,translate,shifted   # rootless: see below
 #   (more options: ci/e2e/run.py --help)
+#
+# --ids runs ours three ways without real root's ids: an ordinary user
+# (vph-e2e, created here with the /etc/subuid and /etc/subgid range
+# 3000000:65536) runs QEMU and the helper, which makes its own user
+# namespace with the automatic map (auto) or translates ids to that one
+# user (translate); and root runs it with a shifted --uid-map (shifted).
 #
 # Installs qemu-system-x86, busybox-static and cpio from Debian, and takes
 # the guest kernel from Debian's linux-image package (apt-get download,
@@ -28,6 +35,7 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] && /bin/busybox --list | grep -qx setpriv || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
+case " $* " in *" --ids "*) command -v newuidmap >/dev/null || need+=(uidmap) ;; esac
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -47,6 +55,16 @@ if ! ls "$work"/kernel/boot/vmlinuz-* >/dev/null 2>&1; then
   rm -rf "$work/kernel" && mkdir -p "$work/kernel"
   dpkg-deb -x "$work"/linux-image-*.deb "$work/kernel"
 fi
+
+case " $* " in
+  *" --ids "*)
+    id -u vph-e2e >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin vph-e2e
+    for f in /etc/subuid /etc/subgid; do
+      grep -q '^vph-e2e:' "$f" 2>/dev/null || echo 'vph-e2e:3000000:65536' >> "$f"
+    done
+    set -- "$@" --rootless-user vph-e2e
+    ;;
+esac
 
 client=7.2
 args=()

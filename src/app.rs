@@ -210,7 +210,11 @@ fn isolate(
     checked: &mut Checked,
     on_failure: OnFailure,
 ) -> Result<Isolation, SetupError> {
-    let plan = userns::plan(&checked.uid_map, &checked.gid_map);
+    let plan = userns::plan(
+        &checked.uid_map,
+        &checked.gid_map,
+        !checked.ids.is_identity(),
+    );
     let isolation = sandbox::isolate(root, plan, checked.sandbox, on_failure)?;
     let in_force = userns::InForce::read();
     if isolation.own_user_namespace && !checked.ids.is_identity() {

@@ -62,9 +62,9 @@ pub fn take_inherited(fd: i32) -> OwnedFd {
 /// The pid is 0 for a peer outside the helper's pid namespace.
 pub fn describe_peer(sock: BorrowedFd<'_>) -> String {
     match crate::syscalls::peer_credentials(sock) {
-        Ok((0, uid, gid)) => format!(
-            "uid {uid}, gid {gid}, its pid outside the helper's pid namespace"
-        ),
+        Ok((0, uid, gid)) => {
+            format!("uid {uid}, gid {gid}, its pid outside the helper's pid namespace")
+        }
         Ok((pid, uid, gid)) => format!("pid {pid}, uid {uid}, gid {gid}"),
         Err(e) => format!("peer credentials unknown: {e}"),
     }

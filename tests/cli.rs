@@ -96,7 +96,14 @@ fn socket_mode_serves_one_connection() {
     let s = Scratch::new();
     std::fs::write(s.path("f"), "hi").unwrap();
     let sock = s.dir.path().join("vph.sock");
-    let (uid, gid) = if is_real_root() { (4242, 4343) } else { (0, 0) };
+    let (uid, gid) = if is_real_root() {
+        (4242, 4343)
+    } else {
+        (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        )
+    };
     let mut child = Command::new(our_binary())
         .args(["-n", "-p"])
         .arg(&s.export)

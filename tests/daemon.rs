@@ -38,7 +38,7 @@ fn daemon_logs_to_syslog_and_exits_on_disconnect() {
         .arg(&s.export)
         .arg("-s")
         .arg(&sock_path)
-        .args(["-u", "0", "-g", "0"]);
+        .args(owner_args());
     // SAFETY: only syscalls on strings prepared before the fork.
     unsafe {
         cmd.pre_exec(move || {

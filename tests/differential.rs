@@ -272,11 +272,8 @@ fn run(flavor: Flavor) -> (Vec<String>, Vec<String>) {
 }
 
 fn compare(ours: Flavor) {
-    if !original_available() {
-        skip(
-            "differential",
-            "QEMU's virtfs-proxy-helper is not installed (apt-get install qemu-system-x86)",
-        );
+    if let Some(why) = original_unusable() {
+        skip("differential", why);
         return;
     }
     let (want_replies, want_tree) = run(Flavor::Original);

@@ -134,7 +134,8 @@ fn the_sample_report_has_the_real_reports_lines() {
             .filter_map(|l| l.trim().split_once(": "))
             .map(|(label, _)| label.to_string())
             .filter(|l| {
-                !l.contains(' ') || ["nofile limit", "user ns", "id maps", "export mount"].contains(&l.as_str())
+                !l.contains(' ')
+                    || ["nofile limit", "user ns", "id maps", "export mount"].contains(&l.as_str())
             })
             .collect()
     };

@@ -79,7 +79,10 @@ fn contradictory_and_malformed_options_exit_2() {
         assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
     }
     // The alias alone, and with its own meaning, are fine.
-    for args in [vec!["--no-chroot"], vec!["--no-chroot", "--sandbox", "none"]] {
+    for args in [
+        vec!["--no-chroot"],
+        vec!["--no-chroot", "--sandbox", "none"],
+    ] {
         let out = Command::new(our_binary())
             .args(["--sandbox-report", "-p", export])
             .args(&args)
@@ -138,7 +141,11 @@ fn root_with_a_shifted_range() {
         assert_eq!(h.status(&chown), 0);
         for (name, host) in [("by-root", 1_001_001), ("f", 1_001_000), ("d", 1_001_000)] {
             let m = fs::metadata(s.path(name)).unwrap();
-            assert_eq!((m.uid(), m.gid()), (host, host), "{flavor:?} {name} on the host");
+            assert_eq!(
+                (m.uid(), m.gid()),
+                (host, host),
+                "{flavor:?} {name} on the host"
+            );
         }
         let st = h.lstat("//f").unwrap();
         assert_eq!((st.uid, st.gid), (1000, 1000), "the guest sees its own ids");
@@ -165,7 +172,9 @@ fn root_with_a_shifted_range() {
         let outside = create(b"//nope", 70_000, 0);
         assert_eq!(h.fd(&outside).unwrap_err(), errno(Errno::INVAL));
         assert!(
-            h.stderr().contains("id maps:") || h.stderr().contains("ids=\"uid 0..=65535->1000000..=1065535"),
+            h.stderr().contains("id maps:")
+                || h.stderr()
+                    .contains("ids=\"uid 0..=65535->1000000..=1065535"),
             "{}",
             h.stderr()
         );
@@ -251,7 +260,11 @@ fn an_ordinary_user_gets_an_automatic_map() {
         };
         assert!(h.fd(&create(b"//by-root", 0, 0)).is_ok(), "{}", h.stderr());
         let m = fs::metadata(s.path("by-root")).unwrap();
-        assert_eq!((m.uid(), m.gid()), (ORDINARY, ORDINARY), "guest 0 is the user");
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (ORDINARY, ORDINARY),
+            "guest 0 is the user"
+        );
         let st = h.lstat("//by-root").unwrap();
         assert_eq!((st.uid, st.gid), (0, 0));
         let by_1000 = h.fd(&create(b"//by-1000", 1000, 1000));
@@ -415,7 +428,11 @@ fn the_nodev_mount_refuses_a_device_node_on_its_own() {
         .start();
     assert!(h.lstat("//null").is_ok(), "{}", h.stderr());
     let server = h.serving_pid();
-    assert_ne!(server, h.pid(), "the server runs in a pid namespace of its own");
+    assert_ne!(
+        server,
+        h.pid(),
+        "the server runs in a pid namespace of its own"
+    );
     let mountinfo = fs::read_to_string(format!("/proc/{server}/mountinfo")).unwrap();
     let root = mountinfo
         .lines()

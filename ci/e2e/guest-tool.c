@@ -55,6 +55,42 @@ static int xattr(int argc, char **argv) {
     return 2;
 }
 
+/* acl set FILE UID: system.posix_acl_access with user::rw-, user:UID:r--,
+ * group::r--, mask::r--, other::---.  acl get FILE: the named users, one
+ * "user:ID" line each (version-2 xattr values, little-endian). */
+static int acl(int argc, char **argv) {
+    unsigned char buf[256];
+    const char *name = "system.posix_acl_access";
+    if (argc >= 5 && !strcmp(argv[2], "set")) {
+        unsigned id = (unsigned)strtoul(argv[4], NULL, 10);
+        unsigned short e[][2] = {{0x01, 6}, {0x02, 4}, {0x04, 4}, {0x10, 4}, {0x20, 0}};
+        unsigned n = 4;
+        unsigned v = 2;
+        memcpy(buf, &v, 4);
+        for (unsigned i = 0; i < 5; i++) {
+            unsigned eid = e[i][0] == 0x02 ? id : 0xffffffffu;
+            memcpy(buf + n, &e[i][0], 2);
+            memcpy(buf + n + 2, &e[i][1], 2);
+            memcpy(buf + n + 4, &eid, 4);
+            n += 8;
+        }
+        return lsetxattr(argv[3], name, buf, n, 0) ? fail("lsetxattr acl") : 0;
+    }
+    if (argc >= 4 && !strcmp(argv[2], "get")) {
+        ssize_t n = lgetxattr(argv[3], name, buf, sizeof buf);
+        if (n < 4) return fail("lgetxattr acl");
+        for (ssize_t at = 4; at + 8 <= n; at += 8) {
+            unsigned short tag;
+            unsigned id;
+            memcpy(&tag, buf + at, 2);
+            memcpy(&id, buf + at + 4, 4);
+            if (tag == 0x02) printf("user:%u\n", id);
+        }
+        return 0;
+    }
+    return fail("usage: acl set FILE UID | acl get FILE");
+}
+
 static int many(const char *dir, int n) {
     char path[4096];
     for (int i = 0; i < n; i++) {
@@ -124,6 +160,7 @@ static int asuser(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc >= 5 && !strcmp(argv[1], "asuser")) return asuser(argc, argv);
     if (argc >= 3 && !strcmp(argv[1], "xattr")) return xattr(argc, argv);
+    if (argc >= 3 && !strcmp(argv[1], "acl")) return acl(argc, argv);
     if (argc == 4 && !strcmp(argv[1], "many")) return many(argv[2], atoi(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "phases")) return phases(argv[2], atoi(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "mmap")) return mmap_write(argv[2], argv[3]);

@@ -7,6 +7,15 @@ Usage (as root; ci/e2e.sh installs what it needs and calls this):
   run.py --work DIR --helper-bin PATH [--mode socket|fd|both]
          [--helper ours|original|both] [--accel auto|kvm|tcg] [--phases N]
          [--client-root ROOT] [--wire-record FILE]
+         [--ids plain|auto,translate,shifted --rootless-user NAME]
+
+--ids runs ours in each listed id mode, socket mode, instead of the plain
+runs: `auto`, NAME (an ordinary user with an /etc/subuid and /etc/subgid
+range) runs QEMU and the helper, which makes its own user namespace with the
+automatic map; `translate`, NAME runs both, the helper with id translation
+rules only (one host id, no setuid helper); `shifted`, root runs the helper
+with `--uid-map :0:1000000:65536:` (QEMU as 65534). The guest checks its
+own ids; the host checks each file belongs to the mapped id.
 
 With --client-root, QEMU, both helpers and every path they see live in
 ROOT (a debootstrap root with its own QEMU, from ci/debian-root.sh): each
@@ -111,15 +120,6 @@ class Place:
             os.chdir("/")
 
 
-def as_qemu_user(place, extra_groups):
-    def drop():
-        place.enter()
-        os.setgroups(extra_groups)
-        os.setresgid(QEMU_USER, QEMU_USER, QEMU_USER)
-        os.setresuid(QEMU_USER, QEMU_USER, QEMU_USER)
-    return drop
-
-
 def qemu_command(kernel, initrd, accel, append, fsdev):
     cmd = ["qemu-system-x86_64", "-machine", f"pc,accel={accel}", "-m", "1024", "-smp", "1",
            "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
@@ -155,7 +155,73 @@ def tree_state(path):
     return state
 
 
-def host_checks(label, export, console):
+class Ids:
+    """How guest ids land on the host in one id mode: `uid(g)`, `gid(g)`."""
+
+    def __init__(self, mode, user=None):
+        self.mode = mode
+        self.user = user
+        if mode in ("auto", "translate"):
+            import pwd
+            pw = pwd.getpwnam(user)
+            self.host_uid, self.host_gid = pw.pw_uid, pw.pw_gid
+            self.sub_uid = subordinate("/etc/subuid", user, pw.pw_uid)
+            self.sub_gid = subordinate("/etc/subgid", user, pw.pw_uid)
+
+    def _map(self, g, own, sub):
+        if self.mode == "plain":
+            return g
+        if self.mode == "shifted":
+            return 1000000 + g
+        if self.mode == "translate" or g == 0:
+            return own
+        return sub + g - 1
+
+    def uid(self, g):
+        return self._map(g, getattr(self, "host_uid", 0), getattr(self, "sub_uid", 0))
+
+    def gid(self, g):
+        return self._map(g, getattr(self, "host_gid", 0), getattr(self, "sub_gid", 0))
+
+    def runs_as_user(self):
+        return self.mode in ("auto", "translate")
+
+    def helper_args(self):
+        if self.mode == "shifted":
+            return ["--uid-map", ":0:1000000:65536:", "--gid-map", ":0:1000000:65536:"]
+        if self.mode == "translate":
+            u, g = self.host_uid, self.host_gid
+            return ["--translate-uid", f"squash-guest:0:{u}:4294967295",
+                    "--translate-uid", f"host:{u}:1000:1",
+                    "--translate-gid", f"squash-guest:0:{g}:4294967295",
+                    "--translate-gid", f"host:{g}:1000:1"]
+        return []
+
+    def guest_append(self):
+        if self.mode == "plain":
+            return ""
+        return "vph.rootless=1" + (" vph.ids=squashed" if self.mode == "translate" else "")
+
+
+def subordinate(path, user, uid):
+    for line in open(path):
+        f = line.strip().split(":")
+        if len(f) == 3 and f[0] in (user, str(uid)):
+            return int(f[1])
+    raise SystemExit(f"e2e: {user} has no range in {path}")
+
+
+def host_acl_users(path):
+    """The ACL_USER ids of a file's system.posix_acl_access, as stored."""
+    try:
+        v = os.getxattr(path, "system.posix_acl_access", follow_symlinks=False)
+    except OSError as e:
+        return repr(e)
+    return [int.from_bytes(v[i + 4:i + 8], "little") for i in range(4, len(v) - 7, 8)
+            if int.from_bytes(v[i:i + 2], "little") == 0x02]
+
+
+def host_checks(label, export, console, ids):
     def check(name, cond, detail=""):
         record(label, "host: " + name, cond, detail)
     p = lambda rel: os.path.join(export, rel)
@@ -169,18 +235,27 @@ def host_checks(label, export, console):
           and os.stat(p("a")).st_nlink == 2)
     check("rename", os.path.isfile(p("r2/h")) and os.listdir(p("r1")) == [])
     check("mode", os.path.exists(p("modefile")) and stat.S_IMODE(os.stat(p("modefile")).st_mode) == 0o640)
-    st = os.stat(p("ownfile")) if os.path.exists(p("ownfile")) else None
-    check("owner", st and (st.st_uid, st.st_gid) == (1234, 5678), st and (st.st_uid, st.st_gid))
-    st = os.stat(p("userdir/userfile")) if os.path.exists(p("userdir/userfile")) else None
-    check("created-by-guest-user", st and (st.st_uid, st.st_gid) == (1000, 1000), st and (st.st_uid, st.st_gid))
-    st = os.stat(p("userdir/usersub")) if os.path.exists(p("userdir/usersub")) else None
-    check("mkdir-by-guest-user", st and (st.st_uid, st.st_gid) == (1000, 1000), st and (st.st_uid, st.st_gid))
+    def owned(name, rel, uid, gid):
+        st = os.lstat(p(rel)) if os.path.lexists(p(rel)) else None
+        want = (ids.uid(uid), ids.gid(gid))
+        check(name, st and (st.st_uid, st.st_gid) == want, f"{st and (st.st_uid, st.st_gid)}, want {want}")
+    owned("owner", "ownfile", 1234, 5678)
+    owned("created-by-guest-user", "userdir/userfile", 1000, 1000)
+    owned("mkdir-by-guest-user", "userdir/usersub", 1000, 1000)
+    owned("created-by-guest-root", "modefile", 0, 0)
+    owned("chowned-between-guest-ids", "chowned", 1001, 1001)
+    users = host_acl_users(p("aclfile"))
+    check("acl-names-guest-1000", users == [ids.uid(1000)], f"{users}, want {[ids.uid(1000)]}")
     check("truncate", os.path.exists(p("trunc")) and os.stat(p("trunc")).st_size == 100
           and open(p("trunc"), "rb").read(4) == b"0123")
     check("mtime", os.path.exists(p("timed")) and int(os.stat(p("timed")).st_mtime) == 981173106)
     check("fifo", os.path.exists(p("fifo")) and stat.S_ISFIFO(os.lstat(p("fifo")).st_mode))
     st = os.lstat(p("cdev")) if os.path.exists(p("cdev")) else None
-    check("chardev-1:3", st and stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3))
+    if ids.mode == "plain":
+        check("chardev-1:3", st and stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3))
+    else:
+        # Root of a user namespace may not make device nodes.
+        check("no-chardev-made-in-a-user-namespace", st is None)
     try:
         value = os.getxattr(p("xfile"), "user.e2e")
         names = os.listxattr(p("xfile"))
@@ -210,8 +285,25 @@ def wire_record(stderr):
     return record
 
 
-def run_one(args, here, place, kernel, initrd, accel, helper, mode):
-    label = f"[{args.client_name} {helper}/{mode}]"
+def as_user(place, uid, gid, groups=()):
+    def drop():
+        place.enter()
+        os.setgroups(list(groups))
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    return drop
+
+
+def chown_tree(path, uid, gid):
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.lchown(dirpath, uid, gid)
+        for name in filenames:
+            os.lchown(os.path.join(dirpath, name), uid, gid)
+
+
+def run_one(args, here, place, kernel, initrd, accel, helper, mode, ids=None):
+    ids = ids or Ids("plain")
+    label = f"[{args.client_name} {helper}/{mode}" + ("" if ids.mode == "plain" else f" ids={ids.mode}") + "]"
     tmp = place.tmpdir("vph-e2e-")
     export, outside = os.path.join(tmp, "export"), os.path.join(tmp, "outside")
     os.makedirs(os.path.join(export, "hostdir"))
@@ -222,7 +314,17 @@ def run_one(args, here, place, kernel, initrd, accel, helper, mode):
         f.write("must stay untouched\n")
     outside_before = tree_state(outside)
     ours = helper != "original"
-    if ours and place.root != "/":
+    qemu_uid = qemu_gid = QEMU_USER
+    helper_preexec = place.enter
+    if ids.runs_as_user():
+        # An ordinary user runs QEMU and the helper; guest root is that user.
+        qemu_uid, qemu_gid = ids.host_uid, ids.host_gid
+        os.chown(tmp, qemu_uid, qemu_gid)
+        chown_tree(export, qemu_uid, qemu_gid)
+        helper_preexec = as_user(place, qemu_uid, qemu_gid)
+    elif ids.mode == "shifted":
+        chown_tree(export, ids.uid(0), ids.gid(0))
+    if ours and (place.root != "/" or ids.runs_as_user()):
         # Ours runs where the client does, as on a host of that release.
         shutil.copy(args.helper_bin, os.path.join(tmp, "virtfs-proxy-helper"))
         binary = place.inside(os.path.join(tmp, "virtfs-proxy-helper"))
@@ -231,7 +333,7 @@ def run_one(args, here, place, kernel, initrd, accel, helper, mode):
     at = place.inside
     procs, kvm_groups = [], []
     # Ours logs each request at trace level: proof the guest used them all.
-    trace = ["--log-level", "trace"] if ours else []
+    trace = (["--log-level", "trace"] if ours else []) + ids.helper_args()
     if accel == "kvm":
         kvm_groups = [os.stat("/dev/kvm").st_gid]
     log_path = os.path.join(tmp, "helper.log")
@@ -239,10 +341,10 @@ def run_one(args, here, place, kernel, initrd, accel, helper, mode):
     try:
         if mode == "socket":
             sock = os.path.join(tmp, "proxy.sock")
-            cmd = [binary, "-n", "-p", at(export), "-s", at(sock), "-u", str(QEMU_USER),
-                   "-g", str(QEMU_USER)] + trace
+            cmd = [binary, "-n", "-p", at(export), "-s", at(sock), "-u", str(qemu_uid),
+                   "-g", str(qemu_gid)] + trace
             helper_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=log, preexec_fn=place.enter)
+                                           stderr=log, preexec_fn=helper_preexec)
             procs.append(helper_proc)
             deadline = time.monotonic() + 10
             while not os.path.exists(sock) and time.monotonic() < deadline:
@@ -253,14 +355,16 @@ def run_one(args, here, place, kernel, initrd, accel, helper, mode):
             cmd = [binary, "-n", "-p", at(export), "-f", str(helper_end.fileno())] + trace
             helper_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                            stderr=log, pass_fds=(helper_end.fileno(),),
-                                           preexec_fn=place.enter)
+                                           preexec_fn=helper_preexec)
             procs.append(helper_proc)
             helper_end.close()
             fsdev, pass_fds = f"proxy,id=fs0,sock_fd={qemu_end.fileno()}", (qemu_end.fileno(),)
-        append = f"vph.phases={args.phases}" if args.phases else ""
+        append = " ".join(filter(None, [f"vph.phases={args.phases}" if args.phases else "",
+                                        ids.guest_append()]))
         start = time.monotonic()
         console, in_time = run_bounded(qemu_command(at(kernel), at(initrd), accel, append, fsdev),
-                                       args.timeout, preexec=as_qemu_user(place, kvm_groups),
+                                       args.timeout,
+                                       preexec=as_user(place, qemu_uid, qemu_gid, kvm_groups),
                                        pass_fds=pass_fds, until="E2E-DONE")
         elapsed = time.monotonic() - start
         if mode == "fd":
@@ -269,7 +373,7 @@ def run_one(args, here, place, kernel, initrd, accel, helper, mode):
                f"no E2E-DONE within {args.timeout}s; console tail:\n{console[-3000:]}")
         for name, result, detail in re.findall(r"^CHECK (\S+) (ok|fail) ?(.*)$", console, re.M):
             record(label, "guest: " + name, result == "ok", detail.strip())
-        host_checks(label, export, console)
+        host_checks(label, export, console, ids)
         record(label, "outside the export unchanged", tree_state(outside) == outside_before)
         try:
             code = helper_proc.wait(timeout=15)
@@ -279,6 +383,11 @@ def run_one(args, here, place, kernel, initrd, accel, helper, mode):
         stderr = open(log_path, "rb").read().decode(errors="replace")
         if not (in_time and "E2E-DONE" in console):
             print(f"{label} helper log:\n{stderr[-3000:]}", flush=True)
+        if ids.mode != "plain":
+            maps = re.search(r'ids="([^"]*)"', stderr)
+            record(label, "the log states the id maps in force", bool(maps) and "uid " in maps.group(1),
+                   maps.group(0) if maps else "no ids= in the sandbox line")
+            print(f"{label} {maps.group(0) if maps else ''}", flush=True)
         if ours:
             seen = set(re.findall(r'served request="(T_[A-Z]+)"', stderr))
             missing = sorted(set(REQUEST_TYPES) - seen)
@@ -309,6 +418,9 @@ def main():
     ap.add_argument("--client-root", help="run QEMU and the helpers chrooted in this root")
     ap.add_argument("--client-name", default="qemu-7.2", help="the client's name in each line")
     ap.add_argument("--wire-record", help="write our helper's view of the requests here (JSON)")
+    ap.add_argument("--ids", default="plain",
+                    help="plain, or id modes to run ours in (comma-separated: auto,translate,shifted)")
+    ap.add_argument("--rootless-user", help="the ordinary user of the auto and translate modes")
     args = ap.parse_args()
     place = Place(args.client_root)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -327,6 +439,12 @@ def main():
         helpers = ["ours", "original"] if args.helper == "both" else [args.helper]
         modes = ["socket", "fd"] if args.mode == "both" else [args.mode]
         timings = {}
+        if args.ids != "plain":
+            for mode in args.ids.split(","):
+                ids = Ids(mode, args.rootless_user)
+                timings[("ours", f"socket ids={mode}")] = run_one(
+                    args, here, place, kernel, initrd, accel, "ours", "socket", ids)
+            helpers, modes = [], []
         for helper in helpers:
             for mode in modes:
                 timings[(helper, mode)] = run_one(args, here, place, kernel, initrd, accel, helper,

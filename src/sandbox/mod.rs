@@ -82,7 +82,8 @@ pub fn isolate(
     };
     let kind = isolate_into(root, plan, request, on_failure, &mut report)?;
     report.kind = kind;
-    report.own_user_namespace = matches!(&report.namespaces, Outcome::Active(t) if t.starts_with("user"));
+    report.own_user_namespace =
+        matches!(&report.namespaces, Outcome::Active(t) if t.starts_with("user"));
     Ok(report)
 }
 
@@ -139,6 +140,11 @@ fn isolate_into(
                     userns::Origin::Given => "created, with the maps given".into(),
                     userns::Origin::Subordinate => {
                         "created, automatic map: guest 0 is this user, guest 1.. its /etc/subuid and /etc/subgid range"
+                            .into()
+                    }
+                    userns::Origin::ForTranslation => {
+                        "created, map of this user alone (guest 0), as id translation needs \
+                         no other: no setuid helper"
                             .into()
                     }
                     userns::Origin::OneId(_) => {

@@ -151,9 +151,10 @@ impl Report {
     /// One line for the log.
     pub fn summary(&self) -> String {
         format!(
-            "sandbox=\"{}\" namespaces=\"{}\" ids=\"{}\" export_mount=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
+            "sandbox=\"{}\" namespaces=\"{}\" userns=\"{}\" ids=\"{}\" export_mount=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
             self.sandbox.text(),
             self.namespaces.text(),
+            self.user_namespace.text(),
             self.id_maps,
             self.export_mount.text(),
             self.resolver.text(),

@@ -101,7 +101,10 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_rt_sigreturn, "signal handlers"),
     (libc::SYS_sigaltstack, "stack overflow handler"),
     (libc::SYS_wait4, "waiting for the socket-file janitor"),
-    (libc::SYS_read, "waiting for the socket-file janitor (its pipe's EOF)"),
+    (
+        libc::SYS_read,
+        "waiting for the socket-file janitor (its pipe's EOF)",
+    ),
     (libc::SYS_exit, "exit"),
     (libc::SYS_exit_group, "exit"),
 ];

@@ -132,6 +132,9 @@ pub enum Origin {
     Subordinate,
     /// The automatic one-id map; why no range could be used.
     OneId(String),
+    /// The one-id map that id translation asks for: the rules name the
+    /// one host id every guest id becomes, so no setuid helper is needed.
+    ForTranslation,
 }
 
 /// A user namespace to create.
@@ -162,6 +165,17 @@ fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 fn id_helpers() -> Result<Writer, String> {
+    // Under no_new_privs (systemd's NoNewPrivileges=, a seccomp filter
+    // installed by whoever started the helper) a setuid program gains
+    // nothing, and newuidmap's write fails with EPERM.
+    if rustix::thread::no_new_privs().unwrap_or(false) {
+        return Err(
+            "this process runs with no_new_privs (NoNewPrivileges=yes, or a seccomp \
+             filter set by its parent), so the setuid newuidmap and newgidmap cannot work; \
+             start it without, or use --translate-uid/--translate-gid"
+                .into(),
+        );
+    }
     match (find_program("newuidmap"), find_program("newgidmap")) {
         (Some(newuidmap), Some(newgidmap)) => Ok(Writer::Helpers {
             newuidmap,
@@ -207,8 +221,15 @@ fn parse_subordinate(text: &str, name: Option<&str>, id: u32) -> Option<(u32, u3
 
 /// Decides whether to create a user namespace, and with which maps.
 /// `None`: no namespace (this process can already set any id, and no map
-/// was given). An error is one that stops start-up (exit 1).
-pub fn plan(uid_map: &[MapEntry], gid_map: &[MapEntry]) -> Result<Option<Plan>, String> {
+/// was given). With id translation (`translating`) and no map, the
+/// automatic map is this user alone, written without a setuid helper: the
+/// rules decide which host ids the guest's become. An error is one that
+/// stops start-up (exit 1).
+pub fn plan(
+    uid_map: &[MapEntry],
+    gid_map: &[MapEntry],
+    translating: bool,
+) -> Result<Option<Plan>, String> {
     let privileged = can_set_ids();
     let (euid, egid) = (
         rustix::process::geteuid().as_raw(),
@@ -246,6 +267,16 @@ pub fn plan(uid_map: &[MapEntry], gid_map: &[MapEntry]) -> Result<Option<Plan>, 
         host: id,
         count: 1,
     };
+    if translating {
+        return Ok(Some(Plan {
+            uids: vec![own(euid)],
+            gids: vec![own(egid)],
+            writer: Writer::Direct {
+                deny_setgroups: true,
+            },
+            origin: Origin::ForTranslation,
+        }));
+    }
     let name = user_name(euid);
     let ranges = (
         subordinate_range("/etc/subuid", name.as_deref(), euid),

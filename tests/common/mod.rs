@@ -58,6 +58,73 @@ pub fn is_real_root() -> bool {
             .unwrap_or(false)
 }
 
+/// Root of the namespace the tests run in (real root, or `unshare -Ur`):
+/// what tests need to mount, drop bounding capabilities or run QEMU's
+/// original helper (which chroots).
+pub fn is_root_here() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The test process is an ordinary user: the helper it starts makes a
+/// user namespace of its own, whose guest 0 is this user.
+pub fn helper_has_own_namespace() -> bool {
+    !is_root_here()
+}
+
+/// `-u UID -g GID` for a socket file this test process may own.
+pub fn owner_args() -> [String; 4] {
+    [
+        "-u".into(),
+        rustix::process::geteuid().as_raw().to_string(),
+        "-g".into(),
+        rustix::process::getegid().as_raw().to_string(),
+    ]
+}
+
+/// The ids the guest sees for a file the host has as `(uid, gid)`: the
+/// same, except that under a user namespace of the helper's own, this
+/// user's ids are guest 0.
+pub fn guest_view(uid: u32, gid: u32) -> (u32, u32) {
+    if helper_has_own_namespace() {
+        let me = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        return (
+            if uid == me.0 { 0 } else { uid },
+            if gid == me.1 { 0 } else { gid },
+        );
+    }
+    (uid, gid)
+}
+
+/// Says a test skipped because it needs root of its namespace.
+pub fn skip_unless_root_here(test: &str, why: &str) -> bool {
+    if is_root_here() {
+        return false;
+    }
+    skip(
+        test,
+        &format!("{why}: needs root of the namespace the tests run in"),
+    );
+    true
+}
+
+/// Why QEMU's original helper cannot serve a test here, if it cannot.
+pub fn original_unusable() -> Option<&'static str> {
+    if !original_available() {
+        return Some(
+            "QEMU's virtfs-proxy-helper is not installed (apt-get install qemu-system-x86)",
+        );
+    }
+    if !is_root_here() {
+        return Some(
+            "QEMU's virtfs-proxy-helper chroots, which needs root of the namespace the tests run in",
+        );
+    }
+    None
+}
+
 pub fn original_available() -> bool {
     Path::new(ORIGINAL).exists()
 }
@@ -779,4 +846,3 @@ pub fn host_acl(path: &std::path::Path) -> Vec<u8> {
     buf.truncate(n);
     buf
 }
-
