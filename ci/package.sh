@@ -14,13 +14,18 @@ rm -f target/x86_64-unknown-linux-gnu/debian/*.deb   # one package for the glob 
 cargo deb --locked --no-build --target x86_64-unknown-linux-gnu
 deb=$(ls -t target/x86_64-unknown-linux-gnu/debian/virtfs-proxy-helper_*.deb | head -n 1)
 echo "== package: $deb"
-dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Description\):/  &/p'
+dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Recommends\|Description\):/  &/p'
 dpkg-deb --contents "$deb" | awk '{print "  " $6}'
 # Depends states the floor the binary was checked against.
 floor=$(sed -n 's/^FLOOR=//p' ci/build-portable.sh)
 depends=$(dpkg-deb -f "$deb" Depends)
 if [ "$depends" != "libc6 (>= $floor)" ]; then
   echo "package: Depends is '$depends', the binary's floor is glibc $floor" >&2
+  exit 1
+fi
+recommends=$(dpkg-deb -f "$deb" Recommends)
+if [ "$recommends" != "uidmap" ]; then
+  echo "package: Recommends is '$recommends', not uidmap (the automatic subuid map needs it)" >&2
   exit 1
 fi
 trap 'dpkg -r virtfs-proxy-helper >/dev/null 2>&1 || true' EXIT

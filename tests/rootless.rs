@@ -168,9 +168,14 @@ fn root_with_a_shifted_range() {
             })
             .unwrap();
         assert_eq!(&get[2..], &value[..], "read back with the guest's ids");
-        // An id outside the range cannot be taken.
+        // An id outside the range cannot be taken, and a host id outside
+        // it shows as the overflow id (docs/rootless.md says so).
         let outside = create(b"//nope", 70_000, 0);
         assert_eq!(h.fd(&outside).unwrap_err(), errno(Errno::INVAL));
+        fs::write(s.path("host-made"), "x").unwrap();
+        std::os::unix::fs::chown(s.path("host-made"), Some(5000), Some(5000)).unwrap();
+        let st = h.lstat("//host-made").unwrap();
+        assert_eq!((st.uid, st.gid), (65534, 65534), "unmapped host ids");
         assert!(
             h.stderr().contains("id maps:")
                 || h.stderr()
