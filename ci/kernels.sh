@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The kernel matrix: boots a Debian guest kernel for each series under QEMU
 # (KVM where a probe boot reaches init, TCG otherwise) and runs the helper's
-# integration suite inside it, as root and unprivileged in a user namespace,
-# with the exports on ext4.
+# integration suite inside it, as root, unprivileged in a user namespace,
+# and as a plain ordinary user (the helper makes its own user namespace,
+# with the automatic map), with the exports on ext4.
 #
 #   bash ci/kernels.sh              # all: 5.10 6.1 6.12 7.2 7.3
 #   bash ci/kernels.sh 5.10 7.3     # some
@@ -58,9 +59,12 @@ chmod a+r "$list"
 userland_args=()
 if [ ${#guest_args[@]} -eq 0 ] && { [ $# -eq 0 ] || [[ " $* " == *" 5.10 "* ]]; }; then
   root=$(bash ci/debian-root.sh bullseye qemu-system-x86 uidmap kmod)
-  # What ci/install-deps.sh gives the host: root's subordinate range.
+  # What ci/install-deps.sh gives the host: root's and nobody's
+  # subordinate ranges.
   for f in "$root/etc/subuid" "$root/etc/subgid"; do
-    grep -q '^root:100000:65536$' "$f" 2>/dev/null || echo 'root:100000:65536' >> "$f"
+    for line in root:100000:65536 nobody:2000000:65536; do
+      grep -q "^$line\$" "$f" 2>/dev/null || echo "$line" >> "$f"
+    done
   done
   portable_list=$(mktemp /tmp/vph-kernels-portable.XXXXXX)
   trap 'rm -f "$list" "$portable_list"' EXIT

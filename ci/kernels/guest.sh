@@ -1,8 +1,9 @@
 #!/bin/bash
 # Runs inside a guest of ci/kernels/run.py, as PID 1, on the host's root
 # (read-only over 9p): prints the kernel, the helper's --sandbox-report,
-# then runs every test binary as root and again as an unprivileged user in
-# a user namespace, as ci/test.sh does on the host, with the tests' exports
+# then runs every test binary as root, as an unprivileged user in a user
+# namespace and as a plain ordinary user, as ci/test.sh does on the host,
+# with the tests' exports
 # on an ext4 disk. Ends with GUEST-DONE and powers off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export LANG=C.UTF-8 RUST_BACKTRACE=0
@@ -54,6 +55,10 @@ fi
 echo REPORT-BEGIN
 "$helper" --sandbox-report --path /mnt/export
 echo "exit status:  $?"
+# The same as an ordinary user: the helper's own namespace, its map.
+cp "$helper" /mnt/tmp/vph-report && chmod a+rx /mnt/tmp/vph-report
+setpriv --reuid=65534 --regid=65534 --clear-groups /mnt/tmp/vph-report --sandbox-report --path /mnt/export \
+    | sed -n 's/^\(sandbox\|user ns\|id maps\): */\1 as uid 65534: /p'
 echo REPORT-END
 
 # Needs QEMU inside the guest: run on the host only.
@@ -89,3 +94,7 @@ list=/mnt/unpriv-list
 cd "$stage"
 run_pass unprivileged setpriv --reuid=65534 --regid=65534 --clear-groups \
     env HOME="$stage" TMPDIR="$stage" VPH_BIN="$stage/virtfs-proxy-helper" unshare -Ur
+# A plain ordinary user: the helper makes its own user namespace (the
+# automatic map from nobody's /etc/subuid range).
+run_pass ordinary setpriv --reuid=65534 --regid=65534 --clear-groups \
+    env HOME="$stage" TMPDIR="$stage" VPH_BIN="$stage/virtfs-proxy-helper"

@@ -311,9 +311,9 @@ def features_table(results):
     """docs/kernels.md's table: one row per series, from the guest's
     sandbox report and counts."""
     rows = ["| series | kernel | openat2 | Landlock ABI | close_range | fchmodat2 | *xattrat "
-            "| O_EMPTYPATH | OPENAT2_REGULAR | seccomp | userland, helper | passed | failed "
-            "| skipped | accel, s |",
-            "|---" * 15 + "|"]
+            "| O_EMPTYPATH | OPENAT2_REGULAR | seccomp | sandbox (root; uid 65534) "
+            "| userland, helper | passed | failed | skipped | accel, s |",
+            "|---" * 16 + "|"]
     for s, r in results.items():
         rep = r["report"]
         kernel = dict(kv.split("=", 1) for kv in rep.get("kernel", "").split() if "=" in kv)
@@ -321,12 +321,15 @@ def features_table(results):
         m = re.match(r"ABI (\d+)", landlock)
         abi = m.group(1) if m else ("none" if "unavailable" in landlock else landlock)
         seccomp = rep.get("seccomp", "?").split(" (")[0]
+        sandbox = (rep.get("sandbox", "?").split(" (")[0] + "; "
+                   + rep.get("sandbox as uid 65534", "?").split(" (")[0]
+                   + (", own user ns" if "created" in rep.get("user ns as uid 65534", "") else ""))
         rows.append(
             f"| {s} ({r['suite']}) | {r.get('kernel', r['release']).split(' ')[0]} "
             f"| {rep.get('openat2', '?')} | {abi} | {kernel.get('close_range', '?')} "
             f"| {kernel.get('fchmodat2', '?')} | {kernel.get('xattrat', '?')} "
             f"| {kernel.get('O_EMPTYPATH', '?')} | {kernel.get('OPENAT2_REGULAR', '?')} "
-            f"| {seccomp} | {short_userland(r.get('userland', '?'))} | {r['passed']} | {failed_count(r)} "
+            f"| {seccomp} | {sandbox} | {short_userland(r.get('userland', '?'))} | {r['passed']} | {failed_count(r)} "
             f"| {len(r['skipped'])} | {r['accel']}, {r['seconds_total']} |")
     return "\n".join(rows)
 
