@@ -13,11 +13,14 @@
 //! - [`idmap`]: guest/host id translation (`--translate-uid`/`-gid`),
 //!   stat replies and POSIX ACL entries included
 //! - [`privilege`]: capabilities and the guest-identity guard
-//! - [`sandbox`]: chroot, Landlock, seccomp, resource limits, the report
+//! - [`sandbox`]: the helper's own user namespace and its maps, the
+//!   namespace sandbox (`pivot_root`, `nodev,nosuid`), chroot, Landlock,
+//!   seccomp, resource limits, the report
 //! - [`syscalls`]: newer syscalls rustix does not wrap yet (probed)
 //! - [`endpoint`]: the connection: `--fd` checks, the socket file, its janitor
 //! - [`daemon`]: detaching, with the daemon's set-up reported back
-//! - [`process`]: fork, wait, `_exit`, signal masks and handlers: with
+//! - [`process`]: fork, wait, `_exit`, signal masks and handlers,
+//!   `unshare`: with
 //!   [`syscalls`], the rooms for raw calls
 //! - [`signals`]: SIGINT and SIGTERM
 //! - [`app`], [`cli`], [`logging`]: start-up, command line, logs

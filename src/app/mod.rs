@@ -17,6 +17,8 @@
 //! a janitor process to remove the socket file, which lies outside the
 //! export (see [`crate::endpoint`]).
 
+mod trial;
+
 use crate::cli::{Cli, ResolverChoice, SandboxRequest};
 use crate::daemon::{self, Detached, ReadyPipe};
 use crate::endpoint::{self, Janitor, SocketFile};
@@ -24,7 +26,6 @@ use crate::error::SetupError;
 use crate::export::Export;
 use crate::idmap::Translation;
 use crate::logging::{self, LogTarget};
-use crate::process::{self, Forked};
 use crate::procfs::ProcSelfFd;
 use crate::resolve::{Resolver, ResolverKind, probe_openat2};
 use crate::sandbox::userns::{self, MapEntry};
@@ -34,7 +35,6 @@ use crate::transport::Connection;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags, fstatfs, open};
 use rustix::io::Errno;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing::{error, info, warn};
@@ -225,77 +225,6 @@ fn isolate(
     Ok(isolation)
 }
 
-/// `--sandbox-report`: applies every layer for real in a throwaway child
-/// process, which prints what happened; exits 1 when a layer a real run
-/// requires failed there.
-fn sandbox_report(cli: &Cli, mut checked: Checked) -> ExitCode {
-    let root = match open_root(cli) {
-        Ok(root) => root,
-        Err(SetupError(msg)) => {
-            eprintln!("{}: {msg}", logging::PROGRAM);
-            return ExitCode::FAILURE;
-        }
-    };
-    let _ = std::io::stdout().flush();
-    // The child ends in `exit_now` and never returns here.
-    match process::fork() {
-        Err(e) => {
-            eprintln!("{}: forking the trial process: {e}", logging::PROGRAM);
-            ExitCode::FAILURE
-        }
-        Ok(Forked::Child) => {
-            let isolation = match isolate(root.as_fd(), &mut checked, OnFailure::Record) {
-                Ok(isolation) => isolation,
-                Err(SetupError(msg)) => {
-                    eprintln!("{}: {msg}", logging::PROGRAM);
-                    process::exit_now(1)
-                }
-            };
-            let prepared = prepare(cli, root.as_fd(), &checked.ids, &isolation);
-            let report = match sandbox::confine(
-                root.as_fd(),
-                &isolation.kind,
-                prepared.proc.as_ref(),
-                options(cli, &checked),
-                prepared.report,
-                OnFailure::Record,
-            ) {
-                Ok(confined) => confined.report,
-                // Record mode does not stop; keep the text if it ever did.
-                Err(SetupError(msg)) => {
-                    eprintln!("{}: {msg}", logging::PROGRAM);
-                    process::exit_now(1)
-                }
-            };
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{report}");
-            let _ = out.flush();
-            let status = i32::from(!report.failures().is_empty());
-            process::exit_now(status)
-        }
-        Ok(Forked::Parent(pid)) => wait_for_trial(pid),
-    }
-}
-
-fn wait_for_trial(pid: libc::pid_t) -> ExitCode {
-    let status = match process::wait(pid) {
-        Ok(status) => status,
-        Err(e) => {
-            eprintln!("{}: waiting for the trial process: {e}", logging::PROGRAM);
-            return ExitCode::FAILURE;
-        }
-    };
-    if libc::WIFEXITED(status) {
-        return ExitCode::from(libc::WEXITSTATUS(status) as u8);
-    }
-    eprintln!(
-        "{}: the trial process was killed by signal {} while applying the layers",
-        logging::PROGRAM,
-        libc::WTERMSIG(status)
-    );
-    ExitCode::FAILURE
-}
-
 /// Steps 1: the export root and the endpoint, in the launching process.
 fn launch(cli: &Cli) -> Result<(OwnedFd, Endpoint), SetupError> {
     let root = open_root(cli)?;
@@ -436,7 +365,7 @@ fn connect(pending: Pending) -> Result<OwnedFd, SetupError> {
 /// `checked` is what [`validate`] made of the command line.
 pub fn run(cli: Cli, checked: Checked) -> ExitCode {
     if cli.sandbox_report {
-        return sandbox_report(&cli, checked);
+        return trial::sandbox_report(&cli, checked);
     }
     let (root, endpoint) = match launch(&cli) {
         Ok(launched) => launched,
