@@ -17,6 +17,11 @@
 //! both ways (virtiofsd refuses translation with ACLs; here the entries are
 //! rewritten). Pure code: no syscall, so it fuzzes on its own.
 
+mod acl;
+
+pub use self::acl::{ACL_ACCESS, ACL_DEFAULT};
+
+use self::acl::{ACL_GROUP, ACL_USER, rewrite_acl};
 use crate::protocol::WireStat;
 use rustix::io::Errno;
 use std::borrow::Cow;
@@ -277,19 +282,6 @@ pub struct Translation {
     pub gids: IdMap,
 }
 
-/// `system.posix_acl_access`, the ACL of the object itself.
-pub const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
-/// `system.posix_acl_default`, the ACL new entries of a directory inherit.
-pub const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
-
-/// `posix_acl_xattr_header.a_version`.
-const ACL_VERSION: u32 = 2;
-const ACL_HEADER: usize = 4;
-const ACL_ENTRY: usize = 8;
-/// Entry tags whose id field carries a uid or a gid.
-const ACL_USER: u16 = 0x02;
-const ACL_GROUP: u16 = 0x08;
-
 impl Translation {
     pub fn is_identity(&self) -> bool {
         self.uids.is_identity() && self.gids.is_identity()
@@ -372,34 +364,9 @@ impl Translation {
     }
 }
 
-/// Applies `map(tag, id)` to every entry's id of an ACL xattr value
-/// (`posix_acl_xattr_header` then `posix_acl_xattr_entry`s, little-endian).
-/// Checks the whole value before changing any of it.
-fn rewrite_acl(
-    acl: &mut [u8],
-    mut map: impl FnMut(u16, u32) -> Result<u32, Errno>,
-) -> Result<(), Errno> {
-    if acl.len() < ACL_HEADER || (acl.len() - ACL_HEADER) % ACL_ENTRY != 0 {
-        return Err(Errno::INVAL);
-    }
-    let version = u32::from_le_bytes(acl[..ACL_HEADER].try_into().expect("4 bytes"));
-    if version != ACL_VERSION {
-        return Err(Errno::INVAL);
-    }
-    let mut mapped = Vec::with_capacity((acl.len() - ACL_HEADER) / ACL_ENTRY);
-    for entry in acl[ACL_HEADER..].chunks_exact(ACL_ENTRY) {
-        let tag = u16::from_le_bytes([entry[0], entry[1]]);
-        let id = u32::from_le_bytes(entry[4..8].try_into().expect("4 bytes"));
-        mapped.push(map(tag, id)?);
-    }
-    for (entry, id) in acl[ACL_HEADER..].chunks_exact_mut(ACL_ENTRY).zip(mapped) {
-        entry[4..8].copy_from_slice(&id.to_le_bytes());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::acl::ACL_VERSION;
     use super::*;
 
     fn map(rules: &[&str]) -> IdMap {
