@@ -253,7 +253,7 @@ impl IdMap {
         self.namespace
             .iter()
             .find(|&&(_, lower, count)| host >= lower && host - lower < count)
-            .map(|&(ns, lower, _)| ns + (host - lower))
+            .and_then(|&(ns, lower, _)| ns.checked_add(host - lower))
             .ok_or(Errno::INVAL)
     }
 
@@ -269,7 +269,8 @@ impl IdMap {
             .namespace
             .iter()
             .find(|&&(ns, _, count)| id >= ns && id - ns < count)
-            .map_or(id, |&(ns, lower, _)| lower + (id - ns));
+            .and_then(|&(ns, lower, _)| lower.checked_add(id - ns))
+            .unwrap_or(id);
         // Host-to-guest tables hold no Forbid entry.
         self.host_to_guest.lookup(host).unwrap_or(host)
     }
@@ -498,5 +499,25 @@ mod tests {
         assert_eq!(t.acl_to_host(&mut v1.clone()), Err(Errno::INVAL));
         assert!(Translation::is_acl(b"system.posix_acl_default\0"));
         assert!(!Translation::is_acl(b"user.posix_acl_access"));
+    }
+
+    #[test]
+    fn rules_then_the_namespace_map() {
+        // The recipe of one host user (1001) inside the helper's own
+        // namespace, which maps that user to its root.
+        let mut m = map(&["squash-guest:0:1001:4294967295", "host:1001:1000:1"]);
+        m.set_namespace(vec![(0, 1001, 1)]);
+        assert_eq!(m.to_host(1000), Ok(0), "lands as the namespace's root");
+        assert_eq!(m.to_host(u32::MAX), Ok(u32::MAX), "-1 stays -1");
+        assert_eq!(m.to_guest(0), 1000, "shown as guest 1000");
+        assert_eq!(m.to_guest(65534), 65534, "the overflow id stays");
+        // A host id the namespace does not map cannot be stored.
+        let mut m = map(&["map:0:5000:10"]);
+        m.set_namespace(vec![(0, 1001, 1)]);
+        assert_eq!(m.to_host(3), Err(Errno::INVAL));
+        // Hostile lines never overflow.
+        m.set_namespace(vec![(u32::MAX - 1, 5000, 100)]);
+        assert_eq!(m.to_host(9), Err(Errno::INVAL));
+        assert_eq!(m.to_guest(u32::MAX - 1), 0);
     }
 }
