@@ -220,6 +220,19 @@ fn readonly(flavor: Flavor) {
         );
     }
     assert!(h.stderr().contains("readonly=on"), "{}", h.stderr());
+    // Under the namespace sandbox the export's mount is read-only too: a
+    // layer of its own, refusing a write even through the helper's root.
+    if h.stderr().contains("export_mount=\"ro,nodev,nosuid") {
+        let through_mount = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{}/root/f", h.serving_pid()));
+        assert_eq!(through_mount.unwrap_err().raw_os_error(), Some(libc::EROFS));
+    } else {
+        skip(
+            "readonly (the read-only mount)",
+            "the namespace sandbox is not in force here",
+        );
+    }
     assert!(h.finish().success());
     assert!(plain.finish().success());
     assert_eq!(tree(&s.export), before, "the export changed");

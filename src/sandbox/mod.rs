@@ -254,7 +254,7 @@ pub fn confine(
     check(&report.resolver)?;
     check(&report.procfs)?;
 
-    let new_root = enter_root(root, kind, &mut report);
+    let new_root = enter_root(root, kind, options.readonly, &mut report);
     check(&report.sandbox)?;
     let root = new_root.as_ref().map_or(root, |r| r.as_fd());
 
@@ -303,7 +303,12 @@ pub fn confine(
 /// Makes the export this process's root: `pivot_root` (namespace sandbox;
 /// returns the new root's fd), chroot, or with `--sandbox none` only the
 /// working directory. Fills in the report's sandbox and export mount.
-fn enter_root(root: BorrowedFd<'_>, kind: &Kind, report: &mut Report) -> Option<OwnedFd> {
+fn enter_root(
+    root: BorrowedFd<'_>,
+    kind: &Kind,
+    readonly: bool,
+    report: &mut Report,
+) -> Option<OwnedFd> {
     let chroot_why = match kind {
         Kind::None => {
             let failed = report.sandbox.fails();
@@ -315,7 +320,7 @@ fn enter_root(root: BorrowedFd<'_>, kind: &Kind, report: &mut Report) -> Option<
             };
             return None;
         }
-        Kind::Namespace { explicit } => match namespace::pivot_into_cwd() {
+        Kind::Namespace { explicit } => match namespace::pivot_into_cwd(readonly) {
             Ok((new_root, how)) => {
                 let why = if *explicit {
                     "--sandbox namespace"

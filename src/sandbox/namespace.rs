@@ -61,7 +61,8 @@ pub fn unshare_all() -> Result<(), String> {
                     why.push_str(&hint);
                 }
             } else if e.raw_os_error() == Some(libc::ENOSPC) {
-                let sysctl = format!("user.max_{name}_namespaces");
+                let short = if name == "mount" { "mnt" } else { name };
+                let sysctl = format!("user.max_{short}_namespaces");
                 why.push_str(&format!(": the limit {sysctl} is reached or 0"));
             }
             return Err(why);
@@ -146,8 +147,12 @@ fn waiter_main(init: libc::pid_t) -> ! {
     process::exit_now(i32::from(process::status_code(status)))
 }
 
-/// How the export mount got `nodev,nosuid`.
-pub fn pivot_into_cwd() -> Result<(OwnedFd, String), String> {
+/// Bind-mounts the working directory (the mount namespace's copy of the
+/// export) recursively with `nodev,nosuid` (and read-only with
+/// `readonly`: a layer apart from the helper's own EROFS answers),
+/// `pivot_root`s into it and detaches the old root. Returns the new root's
+/// fd and how the flags were applied, for the report.
+pub fn pivot_into_cwd(readonly: bool) -> Result<(OwnedFd, String), String> {
     let step = |what: &str, e: Errno| format!("namespace sandbox: {what}: {e}");
     // Nothing mounted here may propagate back to the host's namespace.
     rustix::mount::mount_change(
@@ -164,7 +169,14 @@ pub fn pivot_into_cwd() -> Result<(OwnedFd, String), String> {
     )
     .map_err(|e| step("cloning the export's mount tree", e))?;
     const NODEV_NOSUID: u64 = 0x4 | 0x2; // MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID
-    let recursive = match crate::syscalls::mount_setattr_recursive(tree.as_fd(), NODEV_NOSUID) {
+    const RDONLY: u64 = 0x1; // MOUNT_ATTR_RDONLY
+    let set = NODEV_NOSUID | if readonly { RDONLY } else { 0 };
+    let flags = if readonly {
+        "ro,nodev,nosuid"
+    } else {
+        "nodev,nosuid"
+    };
+    let recursive = match crate::syscalls::mount_setattr_recursive(tree.as_fd(), set) {
         Ok(()) => true,
         Err(Errno::NOSYS) => false,
         Err(e) => return Err(step("setting nodev,nosuid", e)),
@@ -179,12 +191,13 @@ pub fn pivot_into_cwd() -> Result<(OwnedFd, String), String> {
     .map_err(|e| step("attaching the export's mount", e))?;
     rustix::process::fchdir(&tree).map_err(|e| step("entering the export's mount", e))?;
     let how = if recursive {
-        "nodev,nosuid (the export and every mount under it)".to_string()
+        format!("{flags} (the export and every mount under it)")
     } else {
-        remount_nodev_nosuid().map_err(|e| step("remounting nodev,nosuid", e))?;
-        "nodev,nosuid (the export's own mount; mounts under it keep their flags before \
-         Linux 5.12)"
-            .to_string()
+        remount_nodev_nosuid(readonly).map_err(|e| step("remounting nodev,nosuid", e))?;
+        format!(
+            "{flags} (the export's own mount; mounts under it keep their flags before \
+             Linux 5.12)"
+        )
     };
     rustix::process::pivot_root(".", ".").map_err(|e| step("pivot_root", e))?;
     rustix::mount::unmount(".", UnmountFlags::DETACH)
@@ -201,11 +214,14 @@ pub fn pivot_into_cwd() -> Result<(OwnedFd, String), String> {
 
 /// Before `mount_setattr` (Linux 5.12): a bind remount of the mount at the
 /// working directory, keeping the flags it has (a user namespace may not
-/// clear locked ones) and adding nodev and nosuid.
-fn remount_nodev_nosuid() -> Result<(), Errno> {
+/// clear locked ones) and adding nodev and nosuid (and rdonly).
+fn remount_nodev_nosuid(readonly: bool) -> Result<(), Errno> {
     let st = rustix::fs::statvfs(".")?;
     let have = st.f_flag.bits();
     let mut flags = MountFlags::BIND | MountFlags::NODEV | MountFlags::NOSUID;
+    if readonly {
+        flags |= MountFlags::RDONLY;
+    }
     for (st_bit, flag) in [
         (libc::ST_RDONLY, MountFlags::RDONLY),
         (libc::ST_NOEXEC, MountFlags::NOEXEC),
