@@ -464,3 +464,43 @@ fn the_nodev_mount_refuses_a_device_node_on_its_own() {
     assert_eq!(h.fd(&open).unwrap_err(), errno(Errno::NXIO));
     assert!(h.finish().success());
 }
+
+/// A map `/etc/subuid` does not allow: newuidmap's own refusal is shown,
+/// the start stops with status 1 and leaves no socket file.
+#[test]
+fn a_map_the_subuid_file_does_not_allow_shows_newuidmaps_refusal() {
+    if !is_real_root() || !program("newuidmap") {
+        skip(
+            "a_map_the_subuid_file_does_not_allow_shows_newuidmaps_refusal",
+            "needs real root (to become an ordinary user) and newuidmap (package uidmap)",
+        );
+        return;
+    }
+    let s = Scratch::new();
+    for p in [s.dir.path(), s.export.as_path()] {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let sock = s.dir.path().join("vph.sock");
+    let mut cmd = Command::new(our_binary());
+    cmd.args(["-n", "-p"])
+        .arg(&s.export)
+        .arg("-s")
+        .arg(&sock)
+        .args(["-u", "65534", "-g", "65534"])
+        .args(["--uid-map", ":0:65534:1:", "--uid-map", ":1:500000:10:"])
+        .args(["--gid-map", ":0:65534:1:", "--gid-map", ":1:500000:10:"]);
+    let mut become_nobody = as_ordinary_user();
+    // SAFETY: the hook makes plain id syscalls only (see as_ordinary_user).
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || become_nobody());
+    }
+    let out = cmd.output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("writing the id maps failed") && all.contains("refused: newuidmap:"),
+        "{all}"
+    );
+    assert!(!sock.exists(), "nothing is left half set up");
+}

@@ -55,10 +55,30 @@ pub fn can_set_ids() -> bool {
 /// Finds `name` on `PATH` and in the usual places.
 fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+    find_in(
+        name,
+        std::env::split_paths(&path)
+            .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from)),
+    )
+}
+
+fn find_in(name: &str, mut dirs: impl Iterator<Item = PathBuf>) -> Option<PathBuf> {
+    dirs.find_map(|dir| Some(dir.join(name)).filter(|p| p.is_file()))
+}
+
+/// The writer for `newuidmap` and `newgidmap` at these paths, or why not.
+fn helpers_at(newuidmap: Option<PathBuf>, newgidmap: Option<PathBuf>) -> Result<Writer, String> {
+    match (newuidmap, newgidmap) {
+        (Some(newuidmap), Some(newgidmap)) => Ok(Writer::Helpers {
+            newuidmap,
+            newgidmap,
+        }),
+        _ => Err(
+            "newuidmap and newgidmap are not installed: install the `uidmap` package \
+             (apt-get install uidmap)"
+                .into(),
+        ),
+    }
 }
 
 fn id_helpers() -> Result<Writer, String> {
@@ -73,17 +93,7 @@ fn id_helpers() -> Result<Writer, String> {
                 .into(),
         );
     }
-    match (find_program("newuidmap"), find_program("newgidmap")) {
-        (Some(newuidmap), Some(newgidmap)) => Ok(Writer::Helpers {
-            newuidmap,
-            newgidmap,
-        }),
-        _ => Err(
-            "newuidmap and newgidmap are not installed: install the `uidmap` package \
-             (apt-get install uidmap)"
-                .into(),
-        ),
-    }
+    helpers_at(find_program("newuidmap"), find_program("newgidmap"))
 }
 
 /// The user's name, from `/etc/passwd`.
@@ -249,5 +259,14 @@ mod tests {
             }]),
             "0->1000"
         );
+    }
+
+    #[test]
+    fn missing_id_helpers_name_the_uidmap_package() {
+        let empty = tempfile::tempdir().unwrap();
+        let found = find_in("newuidmap", [empty.path().to_path_buf()].into_iter());
+        assert_eq!(found, None);
+        let why = helpers_at(found, None).unwrap_err();
+        assert!(why.contains("install the `uidmap` package"), "{why}");
     }
 }
