@@ -489,11 +489,10 @@ fn a_map_the_subuid_file_does_not_allow_shows_newuidmaps_refusal() {
         .args(["-u", "65534", "-g", "65534"])
         .args(["--uid-map", ":0:65534:1:", "--uid-map", ":1:500000:10:"])
         .args(["--gid-map", ":0:65534:1:", "--gid-map", ":1:500000:10:"]);
-    let mut become_nobody = as_ordinary_user();
     // SAFETY: the hook makes plain id syscalls only (see as_ordinary_user).
     unsafe {
         use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || become_nobody());
+        cmd.pre_exec(as_ordinary_user());
     }
     let out = cmd.output().unwrap();
     let all = text(&out);
