@@ -73,14 +73,28 @@ Translation applies to the ids of creations, T_CHOWN (\-1 stays \-1), stat
 replies and the ACL_USER and ACL_GROUP entries of POSIX ACL xattrs, both
 ways. Overlapping source ranges, malformed rules and a count that looks
 like a range end exit with status 2, naming the rule.
+.SH RUNNING UNPRIVILEGED
+Started by an ordinary user with no \fB\-\-uid\-map\fR, the helper makes a
+user namespace of its own and is root there: guest 0 is the user, and
+guest 1..N the user's range in \fI/etc/subuid\fR and \fI/etc/subgid\fR
+where there is one and \fBnewuidmap\fR(1) (package uidmap) can write it;
+otherwise guest 0 alone, with a warning that other guest ids get EINVAL.
+With \fB\-\-translate\-uid\fR/\fB\-\-translate\-gid\fR and no map, the
+namespace maps the user alone, without a setuid helper. As root,
+\fB\-\-uid\-map :0:1000000:65536:\fR (and \fB\-\-gid\-map\fR) gives a
+shifted range. Root of an existing namespace that can set every id
+creates none. The \fBsandbox:\fR log line and \fB\-\-sandbox\-report\fR
+state the maps in force.
 .SH LOGGING
 Without \fB\-\-nodaemon\fR the helper detaches once set\-up has succeeded and
 logs to syslog, facility daemon, tagged \fBvirtfs\-proxy\-helper[PID]\fR (read
 them with \fBjournalctl \-t virtfs\-proxy\-helper\fR). With it, logs go to
 standard error. In socket mode a line names the socket and says the helper
-waits for QEMU; on connect a line gives QEMU's pid, uid and gid. The
-start\-up lines \fBconfined\fR and \fBsandbox:\fR name the resolver, chroot,
-Landlock, seccomp and the capabilities kept. Refused escape attempts are
+waits for QEMU; on connect a line gives QEMU's uid and gid, and its pid
+where the helper can see it. The start\-up lines \fBconfined\fR and
+\fBsandbox:\fR name the sandbox kind and why, the namespaces, the id maps,
+the export's mount flags, the resolver, Landlock, seccomp and the
+capabilities kept. Refused escape attempts are
 warnings naming the request type and the path. Paths and names from the
 guest are written with control characters and invalid bytes escaped.
 .SH EXIT STATUS
@@ -92,7 +106,8 @@ QEMU disconnected cleanly; \fB\-\-sandbox\-report\fR found every required
 layer working; \fB\-\-help\fR, \fB\-\-version\fR.
 .TP
 1
-Set\-up failed (export, socket file, procfs, chroot, capabilities,
+Set\-up failed (export, socket file, user namespace or its maps, an
+explicit \fB\-\-sandbox namespace\fR, procfs, chroot, capabilities,
 seccomp), the connection broke, or \fB\-\-sandbox\-report\fR found a layer
 a real run would fail at.
 .TP
@@ -108,7 +123,9 @@ SIGTERM was received (logged; the socket file is removed).
 .SH SECURITY
 Every path is resolved beneath a directory fd of the export held since
 start\-up, with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) or a
-userspace walker; the process also chroots into the export, restricts
+userspace walker; the process also confines itself to the export (by
+default new mount, pid, net, ipc and uts namespaces, the export mounted
+nodev,nosuid and pivot_root into it; else chroot), restricts
 itself with Landlock and a seccomp allow\-list, and keeps only
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETGID, CAP_MKNOD
 and CAP_SETUID. FIFOs, sockets and device nodes are never opened (ENXIO).
