@@ -80,10 +80,7 @@ pub fn isolate(
         id_maps: String::new(),
         own_user_namespace: false,
     };
-    let kind = isolate_into(root, plan, request, on_failure, &mut report)?;
-    report.kind = kind;
-    report.own_user_namespace =
-        matches!(&report.namespaces, Outcome::Active(t) if t.starts_with("user"));
+    report.kind = isolate_into(root, plan, request, on_failure, &mut report)?;
     Ok(report)
 }
 
@@ -135,6 +132,7 @@ fn isolate_into(
         report.user_namespace = match userns::enter(plan) {
             Ok(()) => {
                 created.push("user");
+                report.own_user_namespace = true;
                 userns::log_plan(plan);
                 Outcome::Active(match &plan.origin {
                     userns::Origin::Given => "created, with the maps given".into(),
