@@ -175,6 +175,12 @@ pub struct Cli {
     /// The gid map of the helper's own user namespace, as --uid-map
     #[arg(long = "gid-map", value_name = ":NS:HOST:COUNT:")]
     pub gid_map: Vec<String>,
+
+    /// Map xattr names between guest and host (virtiofsd's rules:
+    /// :TYPE:SCOPE:KEY:PREPEND: with types prefix, ok, bad, unsupported,
+    /// and :map:KEY:PREPEND: last; e.g. ":map:security.:user.virtiofs.:")
+    #[arg(long, value_name = "RULES")]
+    pub xattrmap: Option<String>,
 }
 
 /// What the command line asks of the sandbox.

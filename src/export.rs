@@ -43,6 +43,8 @@ pub struct Export {
     /// `--translate-uid`/`--translate-gid`: applied where ids cross the
     /// wire (`ops::handle`), never inside an operation.
     pub ids: crate::idmap::Translation,
+    /// Xattr name mapping (`--xattrmap`); empty: names pass unchanged.
+    pub xattrs: crate::xattrmap::XattrMap,
 }
 
 /// The fd of a resolved path, for one request: an `O_PATH` fd from the

@@ -12,6 +12,7 @@
 //! - [`procfs`]: reopening resolved inodes through `/proc/self/fd`
 //! - [`idmap`]: guest/host id translation (`--translate-uid`/`-gid`),
 //!   stat replies and POSIX ACL entries included
+//! - [`xattrmap`]: xattr name mapping (`--xattrmap`), virtiofsd's rules
 //! - [`privilege`]: capabilities and the guest-identity guard
 //! - [`sandbox`]: the helper's own user namespace and its maps, the
 //!   namespace sandbox (`pivot_root`, `nodev,nosuid`), chroot, Landlock,
@@ -46,3 +47,4 @@ pub mod server;
 pub mod signals;
 pub mod syscalls;
 pub mod transport;
+pub mod xattrmap;

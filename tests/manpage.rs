@@ -85,6 +85,18 @@ namespace maps the user alone, without a setuid helper. As root,
 shifted range. Root of an existing namespace that can set every id
 creates none. The \fBsandbox:\fR log line and \fB\-\-sandbox\-report\fR
 state the maps in force.
+.SH XATTR MAPPING
+\fB\-\-xattrmap\fR takes virtiofsd's rules, one after another, each
+\fIsep\fBtype\fIsep\fBscope\fIsep\fBkey\fIsep\fBprepend\fIsep\fR with the
+rule's first character as its separator: types \fBprefix\fR, \fBok\fR,
+\fBbad\fR (EPERM, hidden in listings) and \fBunsupported\fR (ENOTSUP,
+hidden); scopes \fBclient\fR (guest names, matched against key),
+\fBserver\fR (host names in listings, matched against prepend) and
+\fBall\fR. The first rule that matches wins; a name none matches is
+refused. \fB:map:\fIkey\fB:\fIprepend\fB:\fR, last, stores guest names
+starting with key as prepend+name and refuses guest names that already
+carry prepend, so the prefix cannot be forged. Example:
+\fB\-\-xattrmap ":map:security.:user.virtiofs.:"\fR.
 .SH LOGGING
 Without \fB\-\-nodaemon\fR the helper detaches once set\-up has succeeded and
 logs to syslog, facility daemon, tagged \fBvirtfs\-proxy\-helper[PID]\fR (read

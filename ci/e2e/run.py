@@ -69,6 +69,9 @@ def module_order(kernel_tree):
             order.append(name)
     for name in ["virtio_pci", "9pnet_virtio", "9p"]:
         visit(name)
+    if "overlay" in index:
+        # For the guest's overlayfs with its upper directory on the share.
+        visit("overlay")
     return [(name, index[name]) for name in order]
 
 
@@ -186,7 +189,13 @@ class Ids:
     def runs_as_user(self):
         return self.mode in ("auto", "translate")
 
+    # The auto mode also maps the guest's security.* and trusted.* xattrs
+    # (which the host refuses rootless) under user.virtiofs.
+    XATTRMAP = ":prefix:all:trusted.:user.virtiofs.: :bad:server::trusted.: :map:security.:user.virtiofs.:"
+
     def helper_args(self):
+        if self.mode == "auto":
+            return ["--xattrmap", self.XATTRMAP]
         if self.mode == "shifted":
             return ["--uid-map", ":0:1000000:65536:", "--gid-map", ":0:1000000:65536:"]
         if self.mode == "translate":
@@ -200,7 +209,8 @@ class Ids:
     def guest_append(self):
         if self.mode == "plain":
             return ""
-        return "vph.rootless=1" + (" vph.ids=squashed" if self.mode == "translate" else "")
+        return ("vph.rootless=1" + (" vph.ids=squashed" if self.mode == "translate" else "")
+                + (" vph.xattrmap=1" if self.mode == "auto" else ""))
 
 
 def subordinate(path, user, uid):
@@ -263,6 +273,15 @@ def host_checks(label, export, console, ids):
         value, names = repr(e), []
     check("xattr", value == b"value1" and "user.gone" not in names, f"{value} {names}")
     check("unlink", not os.path.exists(p("unl")))
+    if ids.mode == "auto":
+        # --xattrmap: the guest's names are stored under user.virtiofs.
+        for rel, name in [("sefile", "user.virtiofs.security.selinux"),
+                          ("opq", "user.virtiofs.trusted.overlay.opaque")]:
+            try:
+                names = os.listxattr(p(rel), follow_symlinks=False)
+            except OSError as e:
+                names = [repr(e)]
+            check(f"stored-as-{name}", names == [name], f"{rel}: {names}")
     for mode in ["none", "loose", "mmap"]:
         f = p(f"cache-{mode}")
         check(f"cache={mode}-content", os.path.exists(f) and open(f).read() == f"written with cache={mode}\n")
@@ -373,6 +392,8 @@ def run_one(args, here, place, kernel, initrd, accel, helper, mode, ids=None):
                f"no E2E-DONE within {args.timeout}s; console tail:\n{console[-3000:]}")
         for name, result, detail in re.findall(r"^CHECK (\S+) (ok|fail) ?(.*)$", console, re.M):
             record(label, "guest: " + name, result == "ok", detail.strip())
+        for note in re.findall(r"^NOTE (.*)$", console, re.M):
+            print(f"{label} note: {note.strip()}", flush=True)
         host_checks(label, export, console, ids)
         record(label, "outside the export unchanged", tree_state(outside) == outside_before)
         try:

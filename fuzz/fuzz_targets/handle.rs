@@ -71,6 +71,7 @@ fn build() -> Scene {
             features,
             deferred: virtfs_proxy_helper::deferred_close::DeferredClose::new(true),
             ids: Default::default(),
+            xattrs: Default::default(),
         };
         let canary_state = state(&canary);
         let exports = [make(ResolverKind::Openat2), make(ResolverKind::Walker)];

@@ -32,6 +32,7 @@ use crate::sandbox::userns::{self, MapEntry};
 use crate::sandbox::{self, Isolation, OnFailure, Options, Report};
 use crate::server::serve;
 use crate::transport::Connection;
+use crate::xattrmap::XattrMap;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags, fstatfs, open};
 use rustix::io::Errno;
@@ -46,6 +47,7 @@ pub struct Checked {
     pub sandbox: SandboxRequest,
     pub uid_map: Vec<MapEntry>,
     pub gid_map: Vec<MapEntry>,
+    pub xattrs: XattrMap,
 }
 
 /// Checks the arguments the parser cannot, before anything else happens:
@@ -58,6 +60,10 @@ pub fn validate(cli: &Cli) -> Result<Checked, String> {
     let sandbox = cli.sandbox_request()?;
     let ids = cli.translation()?;
     let (uid_map, gid_map) = cli.id_maps()?;
+    let xattrs = match &cli.xattrmap {
+        Some(rules) => XattrMap::parse(rules).map_err(|e| format!("--xattrmap: {e}"))?,
+        None => XattrMap::default(),
+    };
     match rustix::fs::lstat(&cli.path) {
         Err(e) => {
             return Err(format!(
@@ -82,6 +88,7 @@ pub fn validate(cli: &Cli) -> Result<Checked, String> {
         sandbox,
         uid_map,
         gid_map,
+        xattrs,
     })
 }
 
@@ -157,7 +164,7 @@ struct Prepared {
 /// Opens procfs (in the serving process: `/proc/self` is bound at open
 /// time) and probes the kernel. Failures are recorded in the report, for
 /// [`sandbox::confine`] to stop at or to show.
-fn prepare(cli: &Cli, root: BorrowedFd<'_>, ids: &Translation, isolation: &Isolation) -> Prepared {
+fn prepare(cli: &Cli, root: BorrowedFd<'_>, checked: &Checked, isolation: &Isolation) -> Prepared {
     let features = crate::syscalls::Features::probe(root);
     let (proc, procfs) = if features.procfs_free() {
         let why = "not needed: O_EMPTYPATH, fchmodat2 and the *xattrat calls serve every request";
@@ -182,8 +189,9 @@ fn prepare(cli: &Cli, root: BorrowedFd<'_>, ids: &Translation, isolation: &Isola
         procfs,
         cli.readonly,
         features,
-        ids.describe(),
+        checked.ids.describe(),
     );
+    report.xattrmap = checked.xattrs.describe();
     isolation.fill(&mut report);
     Prepared {
         proc,
@@ -271,7 +279,7 @@ fn set_up(
     crate::signals::install().map_err(|e| SetupError::from(("installing signal handlers", e)))?;
     let export_path = std::fs::canonicalize(&cli.path).unwrap_or_else(|_| cli.path.clone());
     let isolation = isolate(root.as_fd(), &mut checked, OnFailure::Stop)?;
-    let prepared = prepare(cli, root.as_fd(), &checked.ids, &isolation);
+    let prepared = prepare(cli, root.as_fd(), &checked, &isolation);
     let confined = sandbox::confine(
         root.as_fd(),
         &isolation.kind,
@@ -283,6 +291,7 @@ fn set_up(
     // After pivot_root, the export's new mount (nodev,nosuid) serves.
     let root = confined.new_root.unwrap_or(root);
     let ids = checked.ids;
+    let xattrs = checked.xattrs;
     // confine() stopped at a missing resolver or capability set, and at a
     // missing procfs where the kernel needs it.
     let (Some(resolver), Some(privileges)) = (prepared.resolver, confined.privileges) else {
@@ -334,6 +343,7 @@ fn set_up(
         features,
         deferred: crate::deferred_close::DeferredClose::new(features.close_range),
         ids,
+        xattrs,
     };
     Ok((pending, export))
 }

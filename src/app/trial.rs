@@ -39,7 +39,7 @@ pub(super) fn sandbox_report(cli: &Cli, mut checked: Checked) -> ExitCode {
                     process::exit_now(1)
                 }
             };
-            let prepared = prepare(cli, root.as_fd(), &checked.ids, &isolation);
+            let prepared = prepare(cli, root.as_fd(), &checked, &isolation);
             let report = match sandbox::confine(
                 root.as_fd(),
                 &isolation.kind,

@@ -18,6 +18,7 @@ use crate::export::Export;
 use crate::protocol::{HEADER_SIZE, ReplyKind, Request, WireStat, WireStatFs, encode_string_with};
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
+use std::borrow::Cow;
 
 /// The outcome of one request, before encoding.
 #[derive(Debug)]
@@ -127,16 +128,33 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
         Request::Truncate { path, length } => status(attrs::truncate(ex, path, length)),
         Request::Utime { path, atime, mtime } => status(attrs::utime(ex, path, atime, mtime)),
         Request::Lgetxattr { size, path, name } => xattr_reply(size, out, |mut buf| {
-            let len = xattrs::lgetxattr(ex, path, name, buf.as_deref_mut())?;
+            let host_name = xattr_name_to_host(ex, name)?;
+            let len = xattrs::lgetxattr(ex, path, &host_name, buf.as_deref_mut())?;
             if let Some(buf) = buf {
                 let read = len.min(buf.len());
                 ex.ids.xattr_to_guest(name, &mut buf[..read]);
             }
             Ok(len)
         }),
-        Request::Llistxattr { size, path } => {
-            xattr_reply(size, out, |buf| xattrs::llistxattr(ex, path, buf))
-        }
+        Request::Llistxattr { size, path } => xattr_reply(size, out, |buf| {
+            if ex.xattrs.is_empty() {
+                return xattrs::llistxattr(ex, path, buf);
+            }
+            // The guest's listing differs in length from the host's: read
+            // the whole host listing, then map it.
+            let host = xattrs::llistxattr_all(ex, path)?;
+            let shown = ex.xattrs.list_to_guest(&host);
+            match buf {
+                None => Ok(shown.len()),
+                Some(buf) if shown.len() > buf.len() => {
+                    Err(OpError::new(Errno::RANGE, "listxattr: the mapped listing"))
+                }
+                Some(buf) => {
+                    buf[..shown.len()].copy_from_slice(&shown);
+                    Ok(shown.len())
+                }
+            }
+        }),
         Request::Lsetxattr {
             path,
             name,
@@ -147,15 +165,26 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
             // As much of the value as the size field stores (lsetxattr
             // checks the field itself).
             let stored = usize::try_from(size).map_or(value.len(), |n| n.min(value.len()));
-            status(
+            status(xattr_name_to_host(ex, name).and_then(|host_name| {
                 ex.ids
                     .xattr_to_host(name, &value[..stored])
                     .map_err(|e| OpError::new(e, "translating the ids of a POSIX ACL"))
-                    .and_then(|v| xattrs::lsetxattr(ex, path, name, &v, size, flags)),
-            )
+                    .and_then(|v| xattrs::lsetxattr(ex, path, &host_name, &v, size, flags))
+            }))
         }
-        Request::Lremovexattr { path, name } => status(xattrs::lremovexattr(ex, path, name)),
+        Request::Lremovexattr { path, name } => status(
+            xattr_name_to_host(ex, name)
+                .and_then(|host_name| xattrs::lremovexattr(ex, path, &host_name)),
+        ),
     }
+}
+
+/// A guest's xattr name as the host stores it (`--xattrmap`); the ACL id
+/// translation keys on the guest's name, so a mapped ACL keeps it.
+fn xattr_name_to_host<'n>(ex: &Export, name: &'n [u8]) -> OpResult<Cow<'n, [u8]>> {
+    ex.xattrs
+        .to_host(name)
+        .map_err(|e| OpError::new(e, "--xattrmap refused the name"))
 }
 
 /// The two shapes of an xattr reply: size 0 asks for the length only and

@@ -23,7 +23,7 @@ use rustix::io::Errno;
 
 /// Largest xattr value and list the kernel handles (XATTR_SIZE_MAX,
 /// XATTR_LIST_MAX): client sizes above it are capped, never allocated.
-const XATTR_MAX: usize = 65536;
+pub const XATTR_MAX: usize = 65536;
 
 /// The buffer to allocate for a client-supplied size.
 pub fn buffer_size(size: i32) -> OpResult<usize> {
@@ -90,6 +90,26 @@ pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut [u8]>) -> OpResult<
         (At::Proc(fd), Some(buf)) => sys::listxattr(ProcSelfFd::cwd_name(fd.as_fd()).as_ref(), buf),
     }
     .ctx("listxattr")
+}
+
+/// The whole listing, however long (at most XATTR_LIST_MAX): its length
+/// first, then the names, once more at the maximum if it grew in between.
+pub fn llistxattr_all(ex: &Export, path: &[u8]) -> OpResult<Vec<u8>> {
+    let len = llistxattr(ex, path, None)?.min(XATTR_MAX);
+    if len == 0 {
+        // A zero-sized buffer would ask for the length again.
+        return Ok(Vec::new());
+    }
+    let mut names = vec![0u8; len];
+    let n = match llistxattr(ex, path, Some(&mut names)) {
+        Err(e) if e.errno == Errno::RANGE => {
+            names = vec![0u8; XATTR_MAX];
+            llistxattr(ex, path, Some(&mut names))?
+        }
+        other => other?,
+    };
+    names.truncate(n);
+    Ok(names)
 }
 
 /// T_LSETXATTR. The value stored is at most the bytes the message carries:

@@ -58,6 +58,8 @@ pub struct Report {
     pub features: Features,
     /// The id translation rules in force (`Translation::describe`).
     pub translation: String,
+    /// The xattr name mapping in force (`XattrMap::describe`).
+    pub xattrmap: String,
 }
 
 impl Report {
@@ -92,6 +94,7 @@ impl Report {
             nofile: 0,
             features,
             translation,
+            xattrmap: "none (names pass unchanged)".into(),
         }
     }
 
@@ -194,6 +197,7 @@ impl std::fmt::Display for Report {
         writeln!(f, "nofile limit:  {}", self.nofile)?;
         writeln!(f, "kernel:        {}", self.features_text())?;
         writeln!(f, "translation:   {}", self.translation)?;
+        writeln!(f, "xattrmap:      {}", self.xattrmap)?;
         match self.failures().as_slice() {
             [] => writeln!(
                 f,
