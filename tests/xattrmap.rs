@@ -57,7 +57,7 @@ fn list(h: &Helper, path: &str) -> Vec<String> {
     });
     let raw = h
         .response(&Request::Llistxattr {
-            size: 4096,
+            size: 65536,
             path: path.as_bytes(),
         })
         .unwrap()[2..]
@@ -153,6 +153,45 @@ fn the_prefix_cannot_be_forged(flavor: Flavor) {
     {
         assert_eq!(list(&h, "//g"), ["security.label"]);
     }
+    assert!(h.finish().success());
+}
+
+/// A listing longer than a page (where the filesystem holds one) is mapped
+/// whole: the helper reads it again at the maximum size.
+fn a_long_listing(flavor: Flavor) {
+    // ext4 keeps an inode's xattrs within one block; tmpfs (/dev/shm)
+    // holds longer listings.
+    let Ok(dir) = tempfile::Builder::new()
+        .prefix("vph-test-shm")
+        .tempdir_in("/dev/shm")
+    else {
+        skip("a_long_listing", "no /dev/shm here");
+        return;
+    };
+    let export = dir.path().join("export");
+    fs::create_dir(&export).unwrap();
+    let f = export.join("f");
+    fs::write(&f, "x").unwrap();
+    let mut made = Vec::new();
+    for i in 0..60 {
+        let name = format!("user.virtiofs.security.{i:02}{}", "n".repeat(60));
+        let set = rustix::fs::setxattr(&f, name.as_str(), b"", rustix::fs::XattrFlags::empty());
+        if set.is_err() {
+            break;
+        }
+        made.push(name["user.virtiofs.".len()..].to_string());
+    }
+    if made.iter().map(|n| n.len() + 15).sum::<usize>() <= 4096 {
+        skip(
+            "a_long_listing",
+            "this filesystem holds no xattr listing longer than a page",
+        );
+        return;
+    }
+    let h = with_map(flavor, &export, SELINUX_MAP);
+    let mut shown = list(&h, "//f");
+    shown.sort();
+    assert_eq!(shown, made);
     assert!(h.finish().success());
 }
 
@@ -268,6 +307,7 @@ macro_rules! both_resolvers {
 
 both_resolvers!(
     the_prefix_cannot_be_forged,
+    a_long_listing,
     each_rule_type,
     the_kernels_answer_for_a_symlink,
     acls_stay_unmapped_and_translated,

@@ -80,7 +80,11 @@ pub fn lgetxattr(ex: &Export, path: &[u8], attr: &[u8], buf: Option<&mut [u8]>) 
 
 /// T_LLISTXATTR; `buf` None asks for the length only.
 pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut [u8]>) -> OpResult<usize> {
-    match (locate(ex, path)?, buf) {
+    list_at(&locate(ex, path)?, buf)
+}
+
+fn list_at(at: &At<'_>, buf: Option<&mut [u8]>) -> OpResult<usize> {
+    match (at, buf) {
         (At::Entry { parent, name }, buf) => {
             syscalls::listxattrat(parent.as_fd(), name.as_c_str(), buf)
         }
@@ -92,19 +96,17 @@ pub fn llistxattr(ex: &Export, path: &[u8], buf: Option<&mut [u8]>) -> OpResult<
     .ctx("listxattr")
 }
 
-/// The whole listing, however long (at most XATTR_LIST_MAX): its length
-/// first, then the names, once more at the maximum if it grew in between.
+/// The whole listing, however long (at most XATTR_LIST_MAX), with the path
+/// resolved once: into a page first, which holds every usual listing, and
+/// only where that is too small (ERANGE) once more at the maximum.
 pub fn llistxattr_all(ex: &Export, path: &[u8]) -> OpResult<Vec<u8>> {
-    let len = llistxattr(ex, path, None)?.min(XATTR_MAX);
-    if len == 0 {
-        // A zero-sized buffer would ask for the length again.
-        return Ok(Vec::new());
-    }
-    let mut names = vec![0u8; len];
-    let n = match llistxattr(ex, path, Some(&mut names)) {
+    const USUAL: usize = 4096;
+    let at = locate(ex, path)?;
+    let mut names = vec![0u8; USUAL];
+    let n = match list_at(&at, Some(&mut names)) {
         Err(e) if e.errno == Errno::RANGE => {
             names = vec![0u8; XATTR_MAX];
-            llistxattr(ex, path, Some(&mut names))?
+            list_at(&at, Some(&mut names))?
         }
         other => other?,
     };
