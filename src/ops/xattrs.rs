@@ -88,8 +88,8 @@ fn list_at(at: &At<'_>, buf: Option<&mut [u8]>) -> OpResult<usize> {
         (At::Entry { parent, name }, buf) => {
             syscalls::listxattrat(parent.as_fd(), name.as_c_str(), buf)
         }
-        (At::Directory(fd), None) => sys::flistxattr_query(&fd),
-        (At::Directory(fd), Some(buf)) => sys::flistxattr(&fd, buf),
+        (At::Directory(fd), None) => sys::flistxattr_query(fd),
+        (At::Directory(fd), Some(buf)) => sys::flistxattr(fd, buf),
         (At::Proc(fd), None) => sys::listxattr_query(ProcSelfFd::cwd_name(fd.as_fd()).as_ref()),
         (At::Proc(fd), Some(buf)) => sys::listxattr(ProcSelfFd::cwd_name(fd.as_fd()).as_ref(), buf),
     }
