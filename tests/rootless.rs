@@ -151,23 +151,13 @@ fn root_with_a_shifted_range() {
         assert_eq!((st.uid, st.gid), (1000, 1000), "the guest sees its own ids");
         // A POSIX ACL naming guest uid 1000 lands as host 1001000.
         let value = named_acl(1000, 1000);
-        let set = Request::Lsetxattr {
-            path: b"//f",
-            name: ACL_ACCESS,
-            value: &value,
-            size: value.len() as i32,
-            flags: 0,
-        };
-        assert_eq!(h.status(&set), 0, "{}", h.stderr());
+        assert_eq!(h.status(&set_acl(&value)), 0, "{}", h.stderr());
         assert_eq!(host_acl(&s.path("f")), named_acl(1_001_000, 1_001_000));
-        let get = h
-            .response(&Request::Lgetxattr {
-                size: 256,
-                path: b"//f",
-                name: ACL_ACCESS,
-            })
-            .unwrap();
-        assert_eq!(&get[2..], &value[..], "read back with the guest's ids");
+        assert_eq!(
+            guest_acl(&h).unwrap(),
+            value,
+            "read back with the guest's ids"
+        );
         // An id outside the range cannot be taken, and a host id outside
         // it shows as the overflow id (docs/rootless.md says so).
         let outside = create(b"//nope", 70_000, 0);
@@ -295,21 +285,40 @@ fn an_ordinary_user_gets_an_automatic_map() {
     }
 }
 
-/// Runs `sh -c script` as root of a new user namespace (`unshare -Ur`), in
-/// which the script lowers a limit for itself and its children only.
-fn in_own_namespace(script: &str) -> Option<Output> {
+/// Runs `sh -c "echo 0 > /proc/sys/user/LIMIT; then"` as root of a new user
+/// namespace (`unshare -Ur`): the limit is lowered for that namespace and
+/// its children only. `$VPH` names the helper. The output, or None when
+/// the test cannot run here (said, with why).
+fn with_limit_lowered(test: &str, limit: &str, then: &str) -> Option<String> {
     if !program("unshare") || !program("setpriv") {
+        skip(
+            test,
+            "unshare or setpriv (util-linux) is not available here",
+        );
         return None;
     }
+    let script = format!("echo 0 > /proc/sys/user/{limit} || exit 99; {then}");
     let out = Command::new("unshare")
-        .args(["-Ur", "sh", "-c", script])
+        .args(["-Ur", "sh", "-c", &script])
         .env("VPH", our_binary())
         .output()
         .unwrap();
-    if text(&out).contains("unshare failed") {
+    let all = text(&out);
+    if all.contains("unshare failed") {
+        skip(
+            test,
+            "this process may not make a user namespace (unshare -Ur)",
+        );
         return None;
     }
-    Some(out)
+    if out.status.code() == Some(99) {
+        skip(
+            test,
+            &format!("this kernel does not let a namespace's root lower user.{limit}"),
+        );
+        return None;
+    }
+    Some(all)
 }
 
 /// User namespaces switched off (`user.max_user_namespaces` 0): an
@@ -321,30 +330,21 @@ fn in_own_namespace(script: &str) -> Option<Output> {
 fn user_namespaces_switched_off_are_named() {
     let s = Scratch::new();
     let sock = s.dir.path().join("vph.sock");
-    let script = format!(
-        "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; \
-         setpriv --inh-caps=-all --bounding-set=-all -- \"$VPH\" --sandbox-report -p '{export}'; \
+    let then = format!(
+        "setpriv --inh-caps=-all --bounding-set=-all -- \"$VPH\" --sandbox-report -p '{export}'; \
          echo \"report status $?\"; \
          setpriv --inh-caps=-all --bounding-set=-all -- \"$VPH\" -n -p '{export}' -s '{sock}' -u 0 -g 0; \
          echo \"run status $?\"",
         export = s.export.display(),
         sock = sock.display()
     );
-    let Some(out) = in_own_namespace(&script) else {
-        skip(
-            "user_namespaces_switched_off_are_named",
-            "unshare -Ur or setpriv is not available here",
-        );
+    let Some(all) = with_limit_lowered(
+        "user_namespaces_switched_off_are_named",
+        "max_user_namespaces",
+        &then,
+    ) else {
         return;
     };
-    let all = text(&out);
-    if out.status.code() == Some(99) {
-        skip(
-            "user_namespaces_switched_off_are_named",
-            "this kernel does not let a namespace's root lower user.max_user_namespaces",
-        );
-        return;
-    }
     assert!(all.contains("report status 1"), "{all}");
     assert!(all.contains("run status 1"), "{all}");
     assert!(
@@ -362,27 +362,18 @@ fn user_namespaces_switched_off_are_named() {
 #[test]
 fn a_refused_namespace_is_named_and_the_default_falls_back_to_chroot() {
     let s = Scratch::new();
-    let script = format!(
-        "echo 0 > /proc/sys/user/max_net_namespaces || exit 99; \
-         \"$VPH\" --sandbox-report --sandbox namespace -p '{export}'; echo \"explicit status $?\"; \
+    let then = format!(
+        "\"$VPH\" --sandbox-report --sandbox namespace -p '{export}'; echo \"explicit status $?\"; \
          \"$VPH\" --sandbox-report -p '{export}'; echo \"default status $?\"",
         export = s.export.display()
     );
-    let Some(out) = in_own_namespace(&script) else {
-        skip(
-            "a_refused_namespace_is_named_and_the_default_falls_back_to_chroot",
-            "unshare -Ur is not available here",
-        );
+    let Some(all) = with_limit_lowered(
+        "a_refused_namespace_is_named_and_the_default_falls_back_to_chroot",
+        "max_net_namespaces",
+        &then,
+    ) else {
         return;
     };
-    let all = text(&out);
-    if out.status.code() == Some(99) {
-        skip(
-            "a_refused_namespace_is_named_and_the_default_falls_back_to_chroot",
-            "this kernel does not let a namespace's root lower user.max_net_namespaces",
-        );
-        return;
-    }
     assert!(all.contains("explicit status 1"), "{all}");
     assert!(
         all.contains(

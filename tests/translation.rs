@@ -13,17 +13,6 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use virtfs_proxy_helper::protocol::Request;
 
-/// T_LSETXATTR of `system.posix_acl_access` on `//f`.
-fn set_acl(value: &[u8]) -> Request<'_> {
-    Request::Lsetxattr {
-        path: b"//f",
-        name: ACL_ACCESS,
-        value,
-        size: value.len() as i32,
-        flags: 0,
-    }
-}
-
 fn with_rules(flavor: Flavor, export: &std::path::Path, rules: &[(&str, &str)]) -> Helper {
     let mut spawn = Spawn::new(flavor, export);
     for (option, rule) in rules {
@@ -118,14 +107,11 @@ fn guest_ids_are_host_ids_in_credentials_chown_stat_and_acls() {
                 named_acl(101_000, 201_001),
                 "stored with host ids"
             );
-            let get = h
-                .response(&Request::Lgetxattr {
-                    size: 256,
-                    path: b"//f",
-                    name: ACL_ACCESS,
-                })
-                .unwrap();
-            assert_eq!(&get[2..], &value[..], "read back with the guest's ids");
+            assert_eq!(
+                guest_acl(&h).unwrap(),
+                value,
+                "read back with the guest's ids"
+            );
             let size = h.status(&Request::Lgetxattr {
                 size: 0,
                 path: b"//f",

@@ -262,14 +262,7 @@ fn acls_stay_unmapped_and_translated(flavor: Flavor) {
         .arg("map:1000:101000:100")
         .start();
     let value = named_acl(1000, 1000);
-    let set_acl = Request::Lsetxattr {
-        path: b"//f",
-        name: ACL_ACCESS,
-        value: &value,
-        size: value.len() as i32,
-        flags: 0,
-    };
-    assert_eq!(h.status(&set_acl), 0, "{}", h.stderr());
+    assert_eq!(h.status(&set_acl(&value)), 0, "{}", h.stderr());
     assert!(host_names(&s.path("f")).contains(&"system.posix_acl_access".to_string()));
     assert_eq!(host_acl(&s.path("f")), named_acl(101_000, 101_000));
     assert_eq!(get(&h, "//f", "system.posix_acl_access").unwrap(), value);

@@ -838,6 +838,27 @@ pub fn named_acl(uid: u32, gid: u32) -> Vec<u8> {
     ])
 }
 
+/// T_LSETXATTR of `system.posix_acl_access` on `//f`.
+pub fn set_acl(value: &[u8]) -> Request<'_> {
+    Request::Lsetxattr {
+        path: b"//f",
+        name: ACL_ACCESS,
+        value,
+        size: value.len() as i32,
+        flags: 0,
+    }
+}
+
+/// The ACL of `//f` as the guest reads it (T_LGETXATTR).
+pub fn guest_acl(h: &Helper) -> Result<Vec<u8>, i32> {
+    h.response(&Request::Lgetxattr {
+        size: 256,
+        path: b"//f",
+        name: ACL_ACCESS,
+    })
+    .map(|p| p[2..].to_vec())
+}
+
 /// The ACL xattr value as the host has it.
 pub fn host_acl(path: &std::path::Path) -> Vec<u8> {
     let mut buf = vec![0u8; 256];
