@@ -26,6 +26,17 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// T_CREATE of a new file at `path` as guest `uid`:`gid`.
+fn create(path: &[u8], uid: u32, gid: u32) -> Request<'_> {
+    Request::Create {
+        path,
+        flags: libc::O_CREAT | libc::O_RDWR,
+        mode: 0o644,
+        uid,
+        gid,
+    }
+}
+
 fn program(name: &str) -> bool {
     ["/usr/bin", "/bin"]
         .iter()
@@ -117,13 +128,6 @@ fn root_with_a_shifted_range() {
             .arg("--gid-map")
             .arg(":0:1000000:65536:")
             .start();
-        let create = |path: &'static [u8], uid, gid| Request::Create {
-            path,
-            flags: libc::O_CREAT | libc::O_RDWR,
-            mode: 0o644,
-            uid,
-            gid,
-        };
         assert!(h.fd(&create(b"//by-root", 0, 0)).is_ok(), "{}", h.stderr());
         assert!(h.fd(&create(b"//f", 1000, 1000)).is_ok(), "{}", h.stderr());
         let mkdir = Request::Mkdir {
@@ -246,13 +250,6 @@ fn an_ordinary_user_gets_an_automatic_map() {
         let mut spawn = Spawn::new(flavor, &s.export);
         spawn.pre_exec = Some(as_ordinary_user());
         let h = spawn.start();
-        let create = |path: &'static [u8], uid, gid| Request::Create {
-            path,
-            flags: libc::O_CREAT | libc::O_RDWR,
-            mode: 0o644,
-            uid,
-            gid,
-        };
         assert!(h.fd(&create(b"//by-root", 0, 0)).is_ok(), "{}", h.stderr());
         let m = fs::metadata(s.path("by-root")).unwrap();
         assert_eq!(

@@ -153,18 +153,22 @@ fn open_root(cli: &Cli) -> Result<OwnedFd, SetupError> {
 }
 
 /// What is decided before confinement: procfs, the resolver, the kernel's
-/// features, and the report so far.
+/// features (the report so far travels beside it, into confinement).
 struct Prepared {
     proc: Option<ProcSelfFd>,
     resolver: Option<ResolverKind>,
     getversion: bool,
-    report: Report,
 }
 
 /// Opens procfs (in the serving process: `/proc/self` is bound at open
 /// time) and probes the kernel. Failures are recorded in the report, for
 /// [`sandbox::confine`] to stop at or to show.
-fn prepare(cli: &Cli, root: BorrowedFd<'_>, checked: &Checked, isolation: &Isolation) -> Prepared {
+fn prepare(
+    cli: &Cli,
+    root: BorrowedFd<'_>,
+    checked: &Checked,
+    isolation: &Isolation,
+) -> (Prepared, Report) {
     let features = crate::syscalls::Features::probe(root);
     let (proc, procfs) = if features.procfs_free() {
         let why = "not needed: O_EMPTYPATH, fchmodat2 and the *xattrat calls serve every request";
@@ -193,12 +197,12 @@ fn prepare(cli: &Cli, root: BorrowedFd<'_>, checked: &Checked, isolation: &Isola
     );
     report.xattrmap = checked.xattrs.describe();
     isolation.fill(&mut report);
-    Prepared {
+    let prepared = Prepared {
         proc,
         resolver: resolver.ok(),
         getversion: has_generation_numbers(root),
-        report,
-    }
+    };
+    (prepared, report)
 }
 
 fn options(cli: &Cli, checked: &Checked) -> Options {
@@ -224,13 +228,35 @@ fn isolate(
         !checked.ids.is_identity(),
     );
     let isolation = sandbox::isolate(root, plan, checked.sandbox, on_failure)?;
-    let in_force = userns::InForce::read();
     if isolation.own_user_namespace && !checked.ids.is_identity() {
         let lines = |m: &[MapEntry]| m.iter().map(|e| (e.ns, e.host, e.count)).collect();
-        checked.ids.uids.set_namespace(lines(&in_force.uids));
-        checked.ids.gids.set_namespace(lines(&in_force.gids));
+        checked.ids.uids.set_namespace(lines(&isolation.maps.uids));
+        checked.ids.gids.set_namespace(lines(&isolation.maps.gids));
     }
     Ok(isolation)
+}
+
+/// Every layer, in order: the namespaces ([`isolate`]), procfs and the
+/// kernel's features ([`prepare`], after the pid namespace's fork, since
+/// `/proc/self` is bound at open time), then [`sandbox::confine`]. The
+/// real start and `--sandbox-report`'s trial both run exactly this.
+fn apply_layers(
+    cli: &Cli,
+    root: BorrowedFd<'_>,
+    checked: &mut Checked,
+    on_failure: OnFailure,
+) -> Result<(Isolation, Prepared, sandbox::Confined), SetupError> {
+    let isolation = isolate(root, checked, on_failure)?;
+    let (prepared, report) = prepare(cli, root, checked, &isolation);
+    let confined = sandbox::confine(
+        root,
+        &isolation.kind,
+        prepared.proc.as_ref(),
+        options(cli, checked),
+        report,
+        on_failure,
+    )?;
+    Ok((isolation, prepared, confined))
 }
 
 /// Steps 1: the export root and the endpoint, in the launching process.
@@ -278,16 +304,8 @@ fn set_up(
     };
     crate::signals::install().map_err(|e| SetupError::from(("installing signal handlers", e)))?;
     let export_path = std::fs::canonicalize(&cli.path).unwrap_or_else(|_| cli.path.clone());
-    let isolation = isolate(root.as_fd(), &mut checked, OnFailure::Stop)?;
-    let prepared = prepare(cli, root.as_fd(), &checked, &isolation);
-    let confined = sandbox::confine(
-        root.as_fd(),
-        &isolation.kind,
-        prepared.proc.as_ref(),
-        options(cli, &checked),
-        prepared.report,
-        OnFailure::Stop,
-    )?;
+    let (isolation, prepared, confined) =
+        apply_layers(cli, root.as_fd(), &mut checked, OnFailure::Stop)?;
     // After pivot_root, the export's new mount (nodev,nosuid) serves.
     let root = confined.new_root.unwrap_or(root);
     let ids = checked.ids;

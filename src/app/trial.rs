@@ -1,14 +1,13 @@
 //! `--sandbox-report`: every layer applied for real in a throwaway child
 //! process, which prints what happened; the same steps as a real start
-//! ([`super::isolate`], [`super::prepare`], [`crate::sandbox::confine`]),
-//! in record mode.
+//! ([`super::apply_layers`]), in record mode.
 
-use super::{Checked, isolate, open_root, options, prepare};
+use super::{Checked, apply_layers, open_root};
 use crate::cli::Cli;
 use crate::error::SetupError;
 use crate::logging;
 use crate::process::{self, Forked};
-use crate::sandbox::{self, OnFailure};
+use crate::sandbox::OnFailure;
 use rustix::fd::AsFd;
 use std::io::Write;
 use std::process::ExitCode;
@@ -32,23 +31,8 @@ pub(super) fn sandbox_report(cli: &Cli, mut checked: Checked) -> ExitCode {
             ExitCode::FAILURE
         }
         Ok(Forked::Child) => {
-            let isolation = match isolate(root.as_fd(), &mut checked, OnFailure::Record) {
-                Ok(isolation) => isolation,
-                Err(SetupError(msg)) => {
-                    eprintln!("{}: {msg}", logging::PROGRAM);
-                    process::exit_now(1)
-                }
-            };
-            let prepared = prepare(cli, root.as_fd(), &checked, &isolation);
-            let report = match sandbox::confine(
-                root.as_fd(),
-                &isolation.kind,
-                prepared.proc.as_ref(),
-                options(cli, &checked),
-                prepared.report,
-                OnFailure::Record,
-            ) {
-                Ok(confined) => confined.report,
+            let report = match apply_layers(cli, root.as_fd(), &mut checked, OnFailure::Record) {
+                Ok((_, _, confined)) => confined.report,
                 // Record mode does not stop; keep the text if it ever did.
                 Err(SetupError(msg)) => {
                     eprintln!("{}: {msg}", logging::PROGRAM);

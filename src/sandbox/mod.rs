@@ -77,7 +77,7 @@ pub fn isolate(
         user_namespace: Outcome::Inactive("not needed: this process can set every id".into()),
         namespaces: Outcome::Inactive("none created".into()),
         sandbox: None,
-        id_maps: String::new(),
+        maps: userns::InForce::default(),
         own_user_namespace: false,
     };
     report.kind = isolate_into(root, plan, request, on_failure, &mut report)?;
@@ -92,7 +92,8 @@ pub struct Isolation {
     pub namespaces: Outcome,
     /// Set when an explicit `--sandbox namespace` failed already.
     pub sandbox: Option<Outcome>,
-    pub id_maps: String,
+    /// The id maps in force once the user namespace (if any) exists.
+    pub maps: userns::InForce,
     /// The helper made its own user namespace: ids the kernel gives it are
     /// the namespace's, not those of where it was started.
     pub own_user_namespace: bool,
@@ -103,7 +104,7 @@ impl Isolation {
     pub fn fill(&self, report: &mut Report) {
         report.user_namespace = self.user_namespace.clone();
         report.namespaces = self.namespaces.clone();
-        report.id_maps = self.id_maps.clone();
+        report.id_maps = self.maps.describe();
         if let Some(sandbox) = &self.sandbox {
             report.sandbox = sandbox.clone();
         }
@@ -161,7 +162,7 @@ fn isolate_into(
             return Err(SetupError(why.clone()));
         }
     }
-    report.id_maps = userns::InForce::read().describe();
+    report.maps = userns::InForce::read();
     let explicit = match request {
         SandboxRequest::Explicit(SandboxChoice::None) => {
             report.namespaces = namespaces_text(&created);
