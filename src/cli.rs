@@ -1,5 +1,6 @@
 //! The command line, compatible with the original's options.
 
+use crate::sandbox::{Choice, SandboxRequest, SeccompMode};
 use clap::{ArgGroup, Parser, ValueEnum};
 use std::path::PathBuf;
 
@@ -26,7 +27,7 @@ pub enum SeccompChoice {
     Off,
 }
 
-impl From<SeccompChoice> for crate::sandbox::SeccompMode {
+impl From<SeccompChoice> for SeccompMode {
     fn from(c: SeccompChoice) -> Self {
         match c {
             SeccompChoice::Kill => Self::Kill,
@@ -183,12 +184,14 @@ pub struct Cli {
     pub xattrmap: Option<String>,
 }
 
-/// What the command line asks of the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SandboxRequest {
-    /// No choice given: namespace where the kernel allows, else chroot.
-    Default,
-    Explicit(SandboxChoice),
+impl From<SandboxChoice> for Choice {
+    fn from(c: SandboxChoice) -> Self {
+        match c {
+            SandboxChoice::Namespace => Choice::Namespace,
+            SandboxChoice::Chroot => Choice::Chroot,
+            SandboxChoice::None => Choice::None,
+        }
+    }
 }
 
 impl Cli {
@@ -196,7 +199,7 @@ impl Cli {
     pub fn sandbox_request(&self) -> Result<SandboxRequest, String> {
         match (self.no_chroot, self.sandbox) {
             (true, Some(SandboxChoice::None)) | (true, None) => {
-                Ok(SandboxRequest::Explicit(SandboxChoice::None))
+                Ok(SandboxRequest::Explicit(Choice::None))
             }
             (true, Some(other)) => Err(format!(
                 "--no-chroot means --sandbox none; it contradicts --sandbox {}",
@@ -205,7 +208,7 @@ impl Cli {
                     .map(|v| v.get_name().to_owned())
                     .unwrap_or_default()
             )),
-            (false, Some(choice)) => Ok(SandboxRequest::Explicit(choice)),
+            (false, Some(choice)) => Ok(SandboxRequest::Explicit(choice.into())),
             (false, None) => Ok(SandboxRequest::Default),
         }
     }

@@ -19,7 +19,7 @@
 
 mod trial;
 
-use crate::cli::{Cli, ResolverChoice, SandboxRequest};
+use crate::cli::{Cli, ResolverChoice};
 use crate::daemon::{self, Detached, ReadyPipe};
 use crate::endpoint::{self, Janitor, SocketFile};
 use crate::error::SetupError;
@@ -29,7 +29,7 @@ use crate::logging::{self, LogTarget};
 use crate::procfs::ProcSelfFd;
 use crate::resolve::{Resolver, ResolverKind, probe_openat2};
 use crate::sandbox::userns::{self, MapEntry};
-use crate::sandbox::{self, Isolation, OnFailure, Options, Report};
+use crate::sandbox::{self, Isolation, OnFailure, Options, Report, SandboxRequest};
 use crate::server::serve;
 use crate::transport::Connection;
 use crate::xattrmap::XattrMap;

@@ -20,7 +20,6 @@ pub mod userns;
 pub use self::report::{Outcome, Report};
 pub use self::seccomp::SeccompMode;
 
-use crate::cli::{SandboxChoice, SandboxRequest};
 use crate::error::SetupError;
 use crate::privilege::Privileges;
 use crate::procfs::ProcSelfFd;
@@ -36,6 +35,22 @@ use tracing::warn;
 pub fn chroot_into(root: BorrowedFd<'_>) -> Result<(), Errno> {
     rustix::process::fchdir(root)?;
     rustix::process::chroot(".")
+}
+
+/// A sandbox kind asked for by name (`--sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Namespace,
+    Chroot,
+    None,
+}
+
+/// What the command line asks of the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxRequest {
+    /// No choice given: namespace where the kernel allows, else chroot.
+    Default,
+    Explicit(Choice),
 }
 
 /// The layers the command line asks for.
@@ -152,7 +167,7 @@ fn isolate_into(
                     }
                 })
             }
-            Err(SetupError(why)) if request == SandboxRequest::Explicit(SandboxChoice::None) => {
+            Err(SetupError(why)) if request == SandboxRequest::Explicit(Choice::None) => {
                 warn!("{why}; going on without a user namespace (--sandbox none)");
                 Outcome::Inactive(format!("not created ({why})"))
             }
@@ -164,15 +179,15 @@ fn isolate_into(
     }
     report.maps = userns::InForce::read();
     let explicit = match request {
-        SandboxRequest::Explicit(SandboxChoice::None) => {
+        SandboxRequest::Explicit(Choice::None) => {
             report.namespaces = namespaces_text(&created);
             return Ok(Kind::None);
         }
-        SandboxRequest::Explicit(SandboxChoice::Chroot) => {
+        SandboxRequest::Explicit(Choice::Chroot) => {
             report.namespaces = namespaces_text(&created);
             return Ok(Kind::Chroot { why: String::new() });
         }
-        SandboxRequest::Explicit(SandboxChoice::Namespace) => true,
+        SandboxRequest::Explicit(Choice::Namespace) => true,
         SandboxRequest::Default => false,
     };
     // The mount namespace's copy of the working directory is what gets
