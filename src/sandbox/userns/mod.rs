@@ -21,8 +21,11 @@
 pub mod maps;
 pub mod plan;
 
-pub use self::maps::{InForce, MapEntry, check_map, describe, parse_entry};
-pub use self::plan::{Origin, Plan, Writer, can_set_ids, log_plan, plan};
+pub use self::maps::{
+    InForce, MapEntry, Subordinate, SubordinateLine, check_map, describe, parse_entry,
+    parse_kernel_map, parse_subordinate,
+};
+pub use self::plan::{Origin, Plan, Writer, can_set_ids, log_plan, pick_range, plan};
 
 use crate::error::SetupError;
 use crate::process::{self, Forked};

@@ -3,7 +3,7 @@
 //! from `/etc/subuid` and `/etc/subgid`, through `newuidmap`), or one id
 //! where no range or no setuid helper can be used.
 
-use super::maps::MapEntry;
+use super::maps::{MapEntry, SubordinateLine, decimal, overlap, parse_subordinate, shown};
 use std::path::PathBuf;
 use tracing::warn;
 
@@ -96,34 +96,84 @@ fn id_helpers() -> Result<Writer, String> {
     helpers_at(find_program("newuidmap"), find_program("newgidmap"))
 }
 
-/// The user's name, from `/etc/passwd`.
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
+/// The login name of `uid`, from `/etc/passwd` (as bytes: a line that is
+/// not UTF-8 elsewhere in the file must not hide it). The first line with
+/// that uid wins, as getpwuid's files lookup answers.
+fn user_name(uid: u32) -> Option<Vec<u8>> {
+    let passwd = std::fs::read("/etc/passwd").ok()?;
+    name_in_passwd(&passwd, uid)
+}
+
+fn name_in_passwd(passwd: &[u8], uid: u32) -> Option<Vec<u8>> {
+    passwd.split(|&b| b == b'\n').find_map(|line| {
+        let mut f = line.split(|&b| b == b':');
         let name = f.next()?;
         let id = f.nth(1)?;
-        (id.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        (decimal(id) == Some(uid) && !name.is_empty()).then(|| name.to_vec())
     })
 }
 
-/// The first range `/etc/subuid` (or `/etc/subgid`) gives `name` or `id`.
-pub fn subordinate_range(file: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(file).ok()?;
-    parse_subordinate(&text, name, id)
-}
-
-fn parse_subordinate(text: &str, name: Option<&str>, id: u32) -> Option<(u32, u32)> {
-    text.lines().find_map(|line| {
-        let mut f = line.trim().split(':');
-        let owner = f.next()?;
-        let start = f.next()?.parse::<u32>().ok()?;
-        let count = f.next()?.parse::<u32>().ok()?;
-        let mine = Some(owner) == name || owner.parse::<u32>().ok() == Some(id);
-        // Guest ids 1..=count; the last must stay below 4294967295.
-        let count = count.min(u32::MAX - 1 - start).min(u32::MAX - 2);
-        (mine && count > 0).then_some((start, count))
-    })
+/// The range guest ids 1.. get from one subordinate file (`text`, read
+/// from `file`, named in messages): the first of the user's lines (by
+/// login name or uid, never by gid; see [`SubordinateLine::belongs_to`])
+/// that grants a range the automatic map can use, i.e. one that leaves
+/// `own`, the host id guest 0 already has, alone (the kernel refuses a
+/// map whose host ranges overlap). Only the first usable line is taken:
+/// the automatic map has one range after guest 0. With it, a message
+/// for each of the user's lines skipped on the way, naming the line, and
+/// for a taken range that other users' lines overlap.
+pub fn pick_range(
+    file: &str,
+    text: &[u8],
+    name: Option<&[u8]>,
+    uid: u32,
+    own: u32,
+) -> (Option<MapEntry>, Vec<String>) {
+    let lines = parse_subordinate(text);
+    let mut notes = Vec::new();
+    let at = |l: &SubordinateLine| format!("{file} line {} `{}`", l.number, shown(l.text));
+    for line in lines.iter().filter(|l| l.belongs_to(name, uid)) {
+        let range = match &line.range {
+            Ok(range) => *range,
+            Err(why) => {
+                notes.push(format!("{}: {why}; skipped", at(line)));
+                continue;
+            }
+        };
+        if range.start <= own && own - range.start < range.count {
+            notes.push(format!(
+                "{}: the range {}..={} holds this user's own id {own}, which guest 0 \
+                 already has (the kernel refuses overlapping ranges); skipped",
+                at(line),
+                range.start,
+                u64::from(range.start) + u64::from(range.count) - 1,
+            ));
+            continue;
+        }
+        // Guest ids 1..=COUNT: the namespace side must not reach
+        // 4294967295 either.
+        let count = range.count.min(u32::MAX - 1);
+        let entry = MapEntry {
+            ns: 1,
+            host: range.start,
+            count,
+        };
+        for other in &lines {
+            let Ok(theirs) = &other.range else { continue };
+            if !other.belongs_to(name, uid)
+                && overlap((range.start, count), (theirs.start, theirs.count))
+            {
+                notes.push(format!(
+                    "{}: its range overlaps {}, another user's: guest ids of both \
+                     land on the same host ids",
+                    at(line),
+                    at(other)
+                ));
+            }
+        }
+        return (Some(entry), notes);
+    }
+    (None, notes)
 }
 
 /// Decides whether to create a user namespace, and with which maps.
@@ -184,11 +234,19 @@ pub fn plan(
             origin: Origin::ForTranslation,
         }));
     }
-    let name = user_name(euid);
-    let ranges = (
-        subordinate_range("/etc/subuid", name.as_deref(), euid),
-        subordinate_range("/etc/subgid", name.as_deref(), egid),
-    );
+    // Both files are keyed by user (name or uid), as newuidmap and
+    // newgidmap look them up: by the real uid, whose name getpwuid gives.
+    let ruid = rustix::process::getuid().as_raw();
+    let name = user_name(ruid);
+    let pick = |file: &str, own: u32| {
+        let text = std::fs::read(file).unwrap_or_default();
+        let (range, notes) = pick_range(file, &text, name.as_deref(), ruid, own);
+        for note in notes {
+            warn!("{note}");
+        }
+        range
+    };
+    let ranges = (pick("/etc/subuid", euid), pick("/etc/subgid", egid));
     let one_id = |why: String| {
         Ok(Some(Plan {
             uids: vec![own(euid)],
@@ -199,8 +257,8 @@ pub fn plan(
             origin: Origin::OneId(why),
         }))
     };
-    let (Some((ustart, ucount)), Some((gstart, gcount))) = ranges else {
-        let who = name.unwrap_or_else(|| euid.to_string());
+    let (Some(urange), Some(grange)) = ranges else {
+        let who = name.map_or_else(|| ruid.to_string(), |n| shown(&n));
         return one_id(format!(
             "/etc/subuid and /etc/subgid give {who} no range; add one \
              (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {who})"
@@ -210,14 +268,9 @@ pub fn plan(
         Ok(writer) => writer,
         Err(why) => return one_id(why),
     };
-    let range = |start, count| MapEntry {
-        ns: 1,
-        host: start,
-        count,
-    };
     Ok(Some(Plan {
-        uids: vec![own(euid), range(ustart, ucount)],
-        gids: vec![own(egid), range(gstart, gcount)],
+        uids: vec![own(euid), urange],
+        gids: vec![own(egid), grange],
         writer,
         origin: Origin::Subordinate,
     }))
@@ -239,18 +292,26 @@ mod tests {
     use super::*;
     use crate::sandbox::userns::maps::describe;
 
+    fn range(host: u32, count: u32) -> Option<MapEntry> {
+        Some(MapEntry { ns: 1, host, count })
+    }
+
+    /// `pick_range` for alice (uid 1000, own host id 1000).
+    fn alice(text: &[u8]) -> (Option<MapEntry>, Vec<String>) {
+        pick_range("/etc/subuid", text, Some(b"alice"), 1000, 1000)
+    }
+
     #[test]
-    fn subordinate_ranges_by_name_or_id() {
-        let text = "alice:100000:65536\n1001:200000:1000\nbad line\n";
-        assert_eq!(
-            parse_subordinate(text, Some("alice"), 1000),
-            Some((100000, 65536))
-        );
-        assert_eq!(
-            parse_subordinate(text, Some("bob"), 1001),
-            Some((200000, 1000))
-        );
-        assert_eq!(parse_subordinate(text, Some("carol"), 1002), None);
+    fn subordinate_ranges_by_name_or_uid() {
+        let text = b"alice:100000:65536\n1001:200000:1000\nbad line\n";
+        assert_eq!(alice(text), (range(100000, 65536), vec![]));
+        let bob = pick_range("/etc/subuid", text, Some(b"bob"), 1001, 1001);
+        assert_eq!(bob, (range(200000, 1000), vec![]));
+        let carol = pick_range("/etc/subuid", text, Some(b"carol"), 1002, 1002);
+        assert_eq!(carol, (None, vec![]));
+        // No name known: the uid alone.
+        let nameless = pick_range("/etc/subuid", text, None, 1001, 1001);
+        assert_eq!(nameless.0, range(200000, 1000));
         assert_eq!(
             describe(&[MapEntry {
                 ns: 0,
@@ -259,6 +320,134 @@ mod tests {
             }]),
             "0->1000"
         );
+    }
+
+    /// `/etc/subgid` is keyed by the user, as newgidmap looks it up: a
+    /// line whose owner is the user's gid in decimal belongs to the user
+    /// with that uid, not to this one.
+    #[test]
+    fn subgid_is_keyed_by_the_user_not_its_gid() {
+        let subgid = b"1001:300000:10\n1000:400000:10\n";
+        // alice: uid 1000, gid 1001.
+        let (picked, _) = pick_range("/etc/subgid", subgid, Some(b"alice"), 1000, 1001);
+        assert_eq!(picked, range(400000, 10));
+        let (picked, _) = pick_range(
+            "/etc/subgid",
+            b"1001:300000:10\n",
+            Some(b"alice"),
+            1000,
+            1001,
+        );
+        assert_eq!(picked, None, "the gid's line is another user's");
+    }
+
+    /// Every hostile line: no panic, no overflow; the user's own is
+    /// skipped with a message naming the file, the line and what is
+    /// wrong; another user's is none of this user's business.
+    #[test]
+    fn hostile_lines_are_skipped_naming_the_line() {
+        let long = format!("alice:100000:{}", "1".repeat(2000));
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"alice:4294967295:1",
+                "START 4294967295 plus COUNT 1 passes the last id",
+            ),
+            (
+                b"alice:99999999999:1",
+                "START `99999999999` is not a decimal number",
+            ),
+            (
+                b"alice:1:99999999999",
+                "COUNT `99999999999` is not a decimal number",
+            ),
+            (b"alice:4294967000:1000", "passes the last id 4294967294"),
+            (b"alice:100000:4294967295", "passes the last id"),
+            (b"alice:100000:0", "COUNT is 0"),
+            (b"alice", "expected OWNER:START:COUNT"),
+            (b"alice:1", "expected OWNER:START:COUNT"),
+            (b"alice:1:2:3", "expected OWNER:START:COUNT"),
+            (b"alice::5", "START `` is not a decimal number"),
+            (b"alice:a:b", "START `a` is not a decimal number"),
+            (
+                b"alice:+100000:5",
+                "START `+100000` is not a decimal number",
+            ),
+            (
+                b"alice: 100000:5",
+                "START ` 100000` is not a decimal number",
+            ),
+            (
+                b"alice:0x186a0:5",
+                "START `0x186a0` is not a decimal number",
+            ),
+            (
+                b"alice:0100000:5",
+                "has a leading 0, which newuidmap reads as octal",
+            ),
+            (b"alice:1\xff:5", "START `1\\xff` is not a decimal number"),
+            (b"alice:-1:5", "START `-1` is not a decimal number"),
+            (long.as_bytes(), "2013 bytes long, more than the 1023"),
+            (b"alice:500:1000", "holds this user's own id 1000"),
+            (b"alice:0:4294967295", "holds this user's own id 1000"),
+        ];
+        for (line, says) in cases {
+            // Another user's hostile line first: it is passed over.
+            let mut text = b"x:4294967295:1\nx:1:0\n\xff\xfe:1:2\n".to_vec();
+            text.extend_from_slice(line);
+            text.push(b'\n');
+            let shown_line = String::from_utf8_lossy(line);
+            let (picked, notes) = alice(&text);
+            assert_eq!(picked, None, "{shown_line}");
+            assert_eq!(notes.len(), 1, "{shown_line}: {notes:?}");
+            assert!(
+                notes[0].starts_with("/etc/subuid line 4 `") && notes[0].contains(says),
+                "{shown_line}: {}",
+                notes[0]
+            );
+            assert!(notes[0].len() < 400, "a long line is cut: {}", notes[0]);
+            // A good line after it is taken.
+            text.extend_from_slice(b"1000:200000:65536\n");
+            assert_eq!(alice(&text).0, range(200000, 65536), "{shown_line}");
+        }
+    }
+
+    #[test]
+    fn odd_but_valid_lines() {
+        // CRLF endings and blank lines; the last possible range; a
+        // non-UTF-8 name is compared as bytes.
+        let text = b"\r\n\n  alice:100000:65536\r\n";
+        assert_eq!(alice(text), (range(100000, 65536), vec![]));
+        let (picked, notes) = alice(b"alice:4294967294:1");
+        assert_eq!((picked, notes), (range(4294967294, 1), vec![]));
+        let (picked, _) = pick_range("/etc/subuid", b"b\xffb:7:8", Some(b"b\xffb"), 5, 5);
+        assert_eq!(picked, range(7, 8));
+        assert_eq!(
+            name_in_passwd(b"\xff:x:1:1::/:/bin/sh\nb\xffb:x:5:5::/:/bin/sh\n", 5),
+            Some(b"b\xffb".to_vec())
+        );
+        assert_eq!(name_in_passwd(b"root:x:0:0::/:/bin/sh\n", 5), None);
+        assert_eq!(name_in_passwd(b":x:5:5\nroot:x:x5:0::/:/bin/sh\n", 5), None);
+        assert_eq!(name_in_passwd(b"five:x:05:0\n", 5), Some(b"five".to_vec()));
+    }
+
+    #[test]
+    fn overlapping_ranges() {
+        // Overlapping another user's range: taken (newuidmap allows it),
+        // with a warning naming both lines.
+        let text = b"bob:100000:65536\nalice:165535:10\n";
+        let (picked, notes) = alice(text);
+        assert_eq!(picked, range(165535, 10));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains(
+                "line 2 `alice:165535:10`: its range overlaps /etc/subuid line 1 `bob:100000:65536`"
+            ),
+            "{}",
+            notes[0]
+        );
+        // The user's own overlapping lines: the first usable one is taken.
+        let (picked, notes) = alice(b"alice:100000:10\n1000:100005:10\n");
+        assert_eq!((picked, notes), (range(100000, 10), vec![]));
     }
 
     #[test]
