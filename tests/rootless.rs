@@ -282,6 +282,116 @@ fn an_ordinary_user_gets_an_automatic_map() {
     }
 }
 
+/// `/etc/subuid` and `/etc/subgid` are both looked up by the user (login
+/// name or uid), as newuidmap and newgidmap do, never by its gid; hostile
+/// lines (`x:4294967295:1`, which overflowed the parser, and one of the
+/// user's own) are passed over, the user's own with a warning naming it.
+/// The helper runs as a user `vphtest`, uid 64999 and gid 4000, which a
+/// copy of `/etc/passwd` adds; that copy and the test's own subordinate
+/// files are bind-mounted over the real ones in a mount namespace of the
+/// helper's own (the host's files stay untouched; newuidmap, run from
+/// there, reads them too). `/etc/subgid` names owner `4000` (the user
+/// with uid 4000, not this one) before this user's line: the old lookup
+/// by gid took that range, which newgidmap refused (exit 1).
+#[test]
+fn subordinate_files_are_keyed_by_the_user_not_its_gid() {
+    const TEST: &str = "subordinate_files_are_keyed_by_the_user_not_its_gid";
+    const UID: u32 = 64999;
+    const GID: u32 = 4000;
+    if !is_real_root() {
+        skip(
+            TEST,
+            "becoming another user and bind-mounting over /etc/passwd need real root",
+        );
+        return;
+    }
+    let etc = ["/etc/subuid", "/etc/subgid", "/etc/passwd"];
+    if !["newuidmap", "newgidmap", "unshare", "setpriv"]
+        .iter()
+        .all(|p| program(p))
+        || !etc.iter().all(|f| std::path::Path::new(f).is_file())
+    {
+        skip(
+            TEST,
+            "needs newuidmap and newgidmap (package uidmap), unshare and setpriv (util-linux), \
+             and /etc/subuid and /etc/subgid to mount over (ci/test.sh adds them)",
+        );
+        return;
+    }
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    if passwd
+        .lines()
+        .any(|l| l.starts_with("vphtest:") || l.split(':').nth(2) == Some("64999"))
+    {
+        skip(TEST, "this host has a user vphtest or a uid 64999 already");
+        return;
+    }
+    for flavor in OURS {
+        let s = Scratch::new();
+        for p in [s.dir.path(), s.export.as_path()] {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::os::unix::fs::chown(&s.export, Some(UID), Some(GID)).unwrap();
+        let file = |name: &str, text: &str| {
+            let path = s.dir.path().join(name);
+            fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let files = [
+            file(
+                "subuid",
+                "x:4294967295:1\nvphtest:4294967295:1\nvphtest:3000000:65536\n",
+            ),
+            file(
+                "subgid",
+                "x:4294967295:1\n4000:4000000:65536\n64999:5000000:65536\n",
+            ),
+            file(
+                "passwd",
+                &format!("{passwd}vphtest:x:{UID}:{GID}::/nonexistent:/usr/sbin/nologin\n"),
+            ),
+        ];
+        let script = "mount --bind \"$0\" /etc/subuid && mount --bind \"$1\" /etc/subgid && \
+                      mount --bind \"$2\" /etc/passwd && shift 2 && \
+                      exec setpriv --reuid=64999 --regid=4000 --clear-groups \"$@\"";
+        let mut spawn = Spawn::new(flavor, &s.export);
+        spawn.wrapper = ["unshare", "--mount", "--propagation", "private"]
+            .into_iter()
+            .chain(["sh", "-c", script])
+            .map(String::from)
+            .chain(files)
+            .collect();
+        let h = spawn.start();
+        assert!(h.fd(&create(b"//by-root", 0, 0)).is_ok(), "{}", h.stderr());
+        let m = fs::metadata(s.path("by-root")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (UID, GID), "guest 0 is the user");
+        let by_1000 = h.fd(&create(b"//by-1000", 1000, 1000));
+        assert!(by_1000.is_ok(), "{}", h.stderr());
+        let m = fs::metadata(s.path("by-1000")).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (3_000_999, 5_000_999),
+            "the user's own ranges, not those of uid 4000"
+        );
+        let st = h.lstat("//by-1000").unwrap();
+        assert_eq!((st.uid, st.gid), (1000, 1000));
+        let log = h.stderr();
+        assert!(log.contains("automatic map: guest 0 is this user"), "{log}");
+        assert!(
+            log.contains(
+                "/etc/subuid line 2 `vphtest:4294967295:1`: START 4294967295 plus COUNT 1 \
+                 passes the last id 4294967294"
+            ),
+            "{log}"
+        );
+        assert!(
+            !log.contains("line 1 `x:"),
+            "another user's line is theirs: {log}"
+        );
+        assert!(h.finish().success());
+    }
+}
+
 /// Runs `sh -c "echo 0 > /proc/sys/user/LIMIT; then"` as root of a new user
 /// namespace (`unshare -Ur`): the limit is lowered for that namespace and
 /// its children only. `$VPH` names the helper. The output, or None when
