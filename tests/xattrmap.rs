@@ -2,8 +2,9 @@
 //! rules, for T_LGETXATTR, T_LSETXATTR, T_LREMOVEXATTR and T_LLISTXATTR,
 //! under both resolvers. The mapped prefix cannot be forged; where the
 //! kernel cannot store a mapped name the guest gets its answer; POSIX ACLs
-//! stay unmapped and translated; `--readonly` still answers EROFS; bad
-//! rules exit 2 naming the rule.
+//! stay unmapped and translated, and whether a value is an ACL (whose ids
+//! are translated) is decided by the host name the map produces;
+//! `--readonly` still answers EROFS; bad rules exit 2 naming the rule.
 
 mod common;
 
@@ -269,6 +270,100 @@ fn acls_stay_unmapped_and_translated(flavor: Flavor) {
     assert!(h.finish().success());
 }
 
+/// Renames the guest's `posix_acl_access` to the host's
+/// `system.posix_acl_access` (and shows it back); every other name passes.
+const TO_ACL_MAP: &str = ":prefix:all:posix_acl_access:system.: :ok:all:::";
+
+/// A guest name that `--xattrmap` stores as a POSIX ACL is translated as an
+/// ACL: whether a value carries ids is the host name's to say. Before, the
+/// guest's name decided, and the ACL reached the host with guest 1000
+/// untranslated.
+fn a_name_mapped_to_an_acl_is_translated(flavor: Flavor) {
+    if !is_real_root() {
+        skip(
+            "a_name_mapped_to_an_acl_is_translated",
+            "storing an ACL that names host uid 101000 needs real root (the user-namespace runs do not map it)",
+        );
+        return;
+    }
+    let s = Scratch::new();
+    fs::write(s.path("f"), "x").unwrap();
+    let h = Spawn::new(flavor, &s.export)
+        .arg("--xattrmap")
+        .arg(TO_ACL_MAP)
+        .arg("--translate-uid")
+        .arg("map:1000:101000:100")
+        .arg("--translate-gid")
+        .arg("map:1000:201000:100")
+        .start();
+    let value = named_acl(1000, 1001);
+    assert_eq!(
+        set(&h, "//f", "posix_acl_access", &value),
+        0,
+        "{}",
+        h.stderr()
+    );
+    assert_eq!(
+        host_acl(&s.path("f")),
+        named_acl(101_000, 201_001),
+        "stored with the host's ids"
+    );
+    assert_eq!(get(&h, "//f", "posix_acl_access").unwrap(), value);
+    assert!(list(&h, "//f").contains(&"posix_acl_access".to_string()));
+    // Read under its host name too (an `ok` rule passes it): the same ids.
+    assert_eq!(get(&h, "//f", "system.posix_acl_access").unwrap(), value);
+    assert_eq!(remove(&h, "//f", "posix_acl_access"), 0);
+    assert!(!host_names(&s.path("f")).contains(&"system.posix_acl_access".to_string()));
+    assert!(h.finish().success());
+}
+
+/// `forbid-guest:0:1`: an ACL naming uid 0 is EPERM under a guest name the
+/// map stores as an ACL, as under the ACL's own name, and nothing is
+/// stored. An ACL name the map stores under `user.` is no ACL on the host
+/// (the kernel enforces nothing of it): its value is stored as the guest
+/// wrote it and read back the same.
+fn a_name_mapped_to_an_acl_cannot_smuggle_a_forbidden_id(flavor: Flavor) {
+    let s = Scratch::new();
+    fs::write(s.path("f"), "x").unwrap();
+    let forbid = |map: &str| {
+        Spawn::new(flavor, &s.export)
+            .arg("--xattrmap")
+            .arg(map)
+            .arg("--translate-uid")
+            .arg("forbid-guest:0:1")
+            .start()
+    };
+    let my_gid = rustix::process::getegid().as_raw();
+    let root_acl = named_acl(0, my_gid);
+    let h = forbid(TO_ACL_MAP);
+    for name in ["posix_acl_access", "system.posix_acl_access"] {
+        assert_eq!(
+            set(&h, "//f", name, &root_acl),
+            errno(Errno::PERM),
+            "{name}: {}",
+            h.stderr()
+        );
+    }
+    assert!(host_names(&s.path("f")).is_empty(), "nothing stored");
+    assert!(h.finish().success());
+    let h = forbid(":map::user.virtiofs.:");
+    assert_eq!(set(&h, "//f", "system.posix_acl_access", &root_acl), 0);
+    assert_eq!(
+        host_names(&s.path("f")),
+        ["user.virtiofs.system.posix_acl_access"]
+    );
+    let mut raw = vec![0u8; 256];
+    let n = rustix::fs::lgetxattr(
+        s.path("f"),
+        "user.virtiofs.system.posix_acl_access",
+        &mut raw[..],
+    )
+    .unwrap();
+    assert_eq!(raw[..n], root_acl[..], "stored as the guest wrote it");
+    assert_eq!(get(&h, "//f", "system.posix_acl_access").unwrap(), root_acl);
+    assert!(h.finish().success());
+}
+
 /// With `--readonly`, every xattr change answers EROFS, mapped or not.
 fn readonly_still_refuses(flavor: Flavor) {
     let s = Scratch::new();
@@ -302,6 +397,8 @@ both_resolvers!(
     each_rule_type,
     the_kernels_answer_for_a_symlink,
     acls_stay_unmapped_and_translated,
+    a_name_mapped_to_an_acl_is_translated,
+    a_name_mapped_to_an_acl_cannot_smuggle_a_forbidden_id,
     readonly_still_refuses
 );
 

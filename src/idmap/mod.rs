@@ -15,7 +15,9 @@
 //! call this at their boundaries only: credentials and T_CHOWN's ids on the
 //! way in, stat replies on the way out, and the ids inside POSIX ACL xattrs
 //! both ways (virtiofsd refuses translation with ACLs; here the entries are
-//! rewritten). Pure code: no syscall, so it fuzzes on its own.
+//! rewritten), where the xattr calls meet the kernel: whether a value is an
+//! ACL is decided by the name the host stores it under, after
+//! `--xattrmap`. Pure code: no syscall, so it fuzzes on its own.
 
 mod acl;
 
@@ -313,17 +315,28 @@ impl Translation {
     }
 
     /// Whether an xattr name is one of the POSIX ACLs whose entries carry
-    /// ids (QEMU may send the name with its C terminator).
+    /// ids (QEMU may send the name with its C terminator). Asked of the
+    /// name the host has: the one `--xattrmap` produced.
     pub fn is_acl(name: &[u8]) -> bool {
         let name = name.strip_suffix(b"\0").unwrap_or(name);
         name == ACL_ACCESS || name == ACL_DEFAULT
     }
 
-    /// An xattr value from the guest as the host stores it: the value
-    /// itself, or for a POSIX ACL while ids are translated, a copy with the
-    /// host's ids (at most one message, 64 KiB).
-    pub fn xattr_to_host<'v>(&self, name: &[u8], value: &'v [u8]) -> Result<Cow<'v, [u8]>, Errno> {
-        if self.is_identity() || !Self::is_acl(name) {
+    /// An xattr value from the guest as the host stores it under
+    /// `host_name`: the value itself, or for a POSIX ACL while ids are
+    /// translated, a copy with the host's ids (at most one message, 64
+    /// KiB). Keyed on the host's name, the one `--xattrmap` made of the
+    /// guest's: the kernel enforces an ACL by the name it is stored
+    /// under, so a rule that renames another guest name to
+    /// `system.posix_acl_access` cannot store an ACL with untranslated or
+    /// forbidden ids, and an ACL name the map moves under `user.` is
+    /// stored as the guest wrote it, as any other value.
+    pub fn value_to_host<'v>(
+        &self,
+        host_name: &[u8],
+        value: &'v [u8],
+    ) -> Result<Cow<'v, [u8]>, Errno> {
+        if self.is_identity() || !Self::is_acl(host_name) {
             return Ok(Cow::Borrowed(value));
         }
         let mut acl = value.to_vec();
@@ -331,13 +344,33 @@ impl Translation {
         Ok(Cow::Owned(acl))
     }
 
-    /// An xattr value read from the host, rewritten in place as the guest
-    /// sees it (only POSIX ACLs carry ids).
-    pub fn xattr_to_guest(&self, name: &[u8], value: &mut [u8]) {
-        if !self.is_identity() && Self::is_acl(name) {
+    /// An xattr value read from the host under `host_name`, rewritten in
+    /// place as the guest sees it (only POSIX ACLs carry ids; keyed on the
+    /// host's name, as [`Translation::value_to_host`]).
+    pub fn value_to_guest(&self, host_name: &[u8], value: &mut [u8]) {
+        if !self.is_identity() && Self::is_acl(host_name) {
             self.acl_to_guest(value);
         }
     }
+
+    /// The identity, kept only for the call in `ops::handle`, which still
+    /// passes the guest's name: the ACL rewrite keyed on that name missed
+    /// a guest name `--xattrmap` renames to an ACL name (its ids reached
+    /// the host untranslated). [`Translation::value_to_host`], called in
+    /// `ops::xattrs` with the host's name, does it now; rewriting here as
+    /// well would translate twice. Remove with that call.
+    pub fn xattr_to_host<'v>(
+        &self,
+        _guest_name: &[u8],
+        value: &'v [u8],
+    ) -> Result<Cow<'v, [u8]>, Errno> {
+        Ok(Cow::Borrowed(value))
+    }
+
+    /// The identity, kept only for the call in `ops::handle` (see
+    /// [`Translation::xattr_to_host`]); [`Translation::value_to_guest`] in
+    /// `ops::xattrs` rewrites by the host's name. Remove with that call.
+    pub fn xattr_to_guest(&self, _guest_name: &[u8], _value: &mut [u8]) {}
 
     /// Rewrites a POSIX ACL xattr value from the guest in place, its
     /// `ACL_USER` and `ACL_GROUP` ids to the host's. A value that is not a

@@ -153,3 +153,44 @@ fn rules_then_the_namespace_map() {
     assert_eq!(m.to_host(9), Err(Errno::INVAL));
     assert_eq!(m.to_guest(u32::MAX - 1), 0);
 }
+
+/// Whether a value is an ACL is the host name's to say (the one
+/// `--xattrmap` produced): an ACL name is rewritten, a forbidden id in it
+/// is EPERM and a malformed value EINVAL; any other name's value passes
+/// as it is, whatever it holds.
+#[test]
+fn values_are_rewritten_by_the_host_name() {
+    let mut t = Translation::default();
+    t.uids.add_rule("map:1000:101000:100").unwrap();
+    t.uids.add_rule("forbid-guest:0:1").unwrap();
+    let guest = acl(&[(ACL_USER, 4, 1000)]);
+    let host = acl(&[(ACL_USER, 4, 101_000)]);
+    for name in [ACL_ACCESS, ACL_DEFAULT, b"system.posix_acl_access\0"] {
+        let stored = t.value_to_host(name, &guest).unwrap();
+        assert!(matches!(stored, Cow::Owned(_)));
+        assert_eq!(*stored, host[..]);
+        let mut read = host.clone();
+        t.value_to_guest(name, &mut read);
+        assert_eq!(read, guest);
+        let root = acl(&[(ACL_USER, 4, 0)]);
+        assert_eq!(t.value_to_host(name, &root), Err(Errno::PERM));
+        assert_eq!(t.value_to_host(name, b"junk"), Err(Errno::INVAL));
+    }
+    for name in [
+        &b"user.virtiofs.system.posix_acl_access"[..],
+        b"posix_acl_access",
+        b"user.x",
+    ] {
+        let root = acl(&[(ACL_USER, 4, 0)]);
+        assert!(matches!(t.value_to_host(name, &root), Ok(Cow::Borrowed(v)) if v == root));
+        let mut read = host.clone();
+        t.value_to_guest(name, &mut read);
+        assert_eq!(read, host);
+    }
+    // Without rules nothing is rewritten, not even a malformed ACL.
+    let none = Translation::default();
+    assert!(matches!(
+        none.value_to_host(ACL_ACCESS, b"junk"),
+        Ok(Cow::Borrowed(_))
+    ));
+}

@@ -11,6 +11,13 @@
 //!   on exactly the resolved inode, a symlink itself included;
 //! - a path ending in the root, `.`, `..` or `name/` names a directory, which
 //!   is opened for real and served by the `f*xattr` calls.
+//!
+//! Names arrive as the host has them (after `--xattrmap`), and with id
+//! translation a value stored or read under a POSIX ACL name has its
+//! `ACL_USER`/`ACL_GROUP` ids rewritten here, by that host name
+//! ([`crate::idmap::Translation::value_to_host`]): whatever guest name a
+//! map turns into an ACL name, the kernel never gets an ACL with the
+//! guest's ids. Listing and removal carry no ids.
 
 use crate::error::{Context, OpError, OpResult};
 use crate::export::{Dir, Export, PathFd, Target};
@@ -58,11 +65,17 @@ fn locate<'a>(ex: &'a Export, path: &'a [u8]) -> OpResult<At<'a>> {
     }
 }
 
-/// T_LGETXATTR; `buf` None asks for the length only.
-pub fn lgetxattr(ex: &Export, path: &[u8], attr: &[u8], buf: Option<&mut [u8]>) -> OpResult<usize> {
+/// T_LGETXATTR of the host's name `attr`; `buf` None asks for the length
+/// only. A POSIX ACL's ids come back as the guest's.
+pub fn lgetxattr(
+    ex: &Export,
+    path: &[u8],
+    attr: &[u8],
+    mut buf: Option<&mut [u8]>,
+) -> OpResult<usize> {
     let attr = trim_terminator(attr);
     let c_attr = c_name(attr).ctx("xattr name")?;
-    match (locate(ex, path)?, buf) {
+    let len = match (locate(ex, path)?, buf.as_deref_mut()) {
         (At::Entry { parent, name }, buf) => {
             syscalls::getxattrat(parent.as_fd(), name.as_c_str(), c_attr.as_c_str(), buf)
         }
@@ -75,7 +88,12 @@ pub fn lgetxattr(ex: &Export, path: &[u8], attr: &[u8], buf: Option<&mut [u8]>) 
             sys::getxattr(ProcSelfFd::cwd_name(fd.as_fd()).as_ref(), attr, buf)
         }
     }
-    .ctx("getxattr")
+    .ctx("getxattr")?;
+    if let Some(buf) = buf {
+        let read = len.min(buf.len());
+        ex.ids.value_to_guest(attr, &mut buf[..read]);
+    }
+    Ok(len)
 }
 
 /// T_LLISTXATTR; `buf` None asks for the length only.
@@ -114,9 +132,12 @@ pub fn llistxattr_all(ex: &Export, path: &[u8]) -> OpResult<Vec<u8>> {
     Ok(names)
 }
 
-/// T_LSETXATTR. The value stored is at most the bytes the message carries:
-/// a size field larger than the value (the original read past the message)
-/// or negative is EINVAL; a smaller one stores that prefix, as the original.
+/// T_LSETXATTR of the host's name `attr`. The value stored is at most the
+/// bytes the message carries: a size field larger than the value (the
+/// original read past the message) or negative is EINVAL; a smaller one
+/// stores that prefix, as the original. A POSIX ACL's ids are stored as
+/// the host's; a forbidden one is EPERM, a malformed ACL EINVAL, before
+/// the kernel sees either.
 pub fn lsetxattr(
     ex: &Export,
     path: &[u8],
@@ -131,8 +152,12 @@ pub fn lsetxattr(
             "xattr size does not match the value",
         ));
     }
-    let value = &value[..size as usize];
     let attr = trim_terminator(attr);
+    let value = ex
+        .ids
+        .value_to_host(attr, &value[..size as usize])
+        .ctx("translating the ids of a POSIX ACL")?;
+    let value = value.as_ref();
     let c_attr = c_name(attr).ctx("xattr name")?;
     let xflags = XattrFlags::from_bits_retain(flags as u32);
     match locate(ex, path)? {
