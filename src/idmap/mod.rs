@@ -353,25 +353,6 @@ impl Translation {
         }
     }
 
-    /// The identity, kept only for the call in `ops::handle`, which still
-    /// passes the guest's name: the ACL rewrite keyed on that name missed
-    /// a guest name `--xattrmap` renames to an ACL name (its ids reached
-    /// the host untranslated). [`Translation::value_to_host`], called in
-    /// `ops::xattrs` with the host's name, does it now; rewriting here as
-    /// well would translate twice. Remove with that call.
-    pub fn xattr_to_host<'v>(
-        &self,
-        _guest_name: &[u8],
-        value: &'v [u8],
-    ) -> Result<Cow<'v, [u8]>, Errno> {
-        Ok(Cow::Borrowed(value))
-    }
-
-    /// The identity, kept only for the call in `ops::handle` (see
-    /// [`Translation::xattr_to_host`]); [`Translation::value_to_guest`] in
-    /// `ops::xattrs` rewrites by the host's name. Remove with that call.
-    pub fn xattr_to_guest(&self, _guest_name: &[u8], _value: &mut [u8]) {}
-
     /// Rewrites a POSIX ACL xattr value from the guest in place, its
     /// `ACL_USER` and `ACL_GROUP` ids to the host's. A value that is not a
     /// well-formed version-2 ACL is EINVAL (the kernel would refuse it too,

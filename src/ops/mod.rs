@@ -127,14 +127,9 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
         }
         Request::Truncate { path, length } => status(attrs::truncate(ex, path, length)),
         Request::Utime { path, atime, mtime } => status(attrs::utime(ex, path, atime, mtime)),
-        Request::Lgetxattr { size, path, name } => xattr_reply(size, out, |mut buf| {
+        Request::Lgetxattr { size, path, name } => xattr_reply(size, out, |buf| {
             let host_name = xattr_name_to_host(ex, name)?;
-            let len = xattrs::lgetxattr(ex, path, &host_name, buf.as_deref_mut())?;
-            if let Some(buf) = buf {
-                let read = len.min(buf.len());
-                ex.ids.xattr_to_guest(name, &mut buf[..read]);
-            }
-            Ok(len)
+            xattrs::lgetxattr(ex, path, &host_name, buf)
         }),
         Request::Llistxattr { size, path } => xattr_reply(size, out, |buf| {
             if ex.xattrs.is_empty() {
@@ -166,10 +161,7 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
             // checks the field itself).
             let stored = usize::try_from(size).map_or(value.len(), |n| n.min(value.len()));
             status(xattr_name_to_host(ex, name).and_then(|host_name| {
-                ex.ids
-                    .xattr_to_host(name, &value[..stored])
-                    .map_err(|e| OpError::new(e, "translating the ids of a POSIX ACL"))
-                    .and_then(|v| xattrs::lsetxattr(ex, path, &host_name, &v, size, flags))
+                xattrs::lsetxattr(ex, path, &host_name, &value[..stored], size, flags)
             }))
         }
         Request::Lremovexattr { path, name } => status(
@@ -179,8 +171,9 @@ pub fn handle(ex: &Export, req: &Request<'_>, out: &mut Vec<u8>) -> Reply {
     }
 }
 
-/// A guest's xattr name as the host stores it (`--xattrmap`); the ACL id
-/// translation keys on the guest's name, so a mapped ACL keeps it.
+/// A guest's xattr name as the host stores it (`--xattrmap`). The ACL id
+/// translation keys on this host name (in `xattrs`), so no map can move an
+/// ACL's ids past it.
 fn xattr_name_to_host<'n>(ex: &Export, name: &'n [u8]) -> OpResult<Cow<'n, [u8]>> {
     ex.xattrs
         .to_host(name)
