@@ -93,7 +93,8 @@ Examples:
     virtfs-proxy-helper --nodaemon --fd 3 --path /srv/share
 
 Exit status: 0 clean disconnect, 1 set-up or runtime failure (reported before
-the command returns, in daemon mode too), 2 misuse, 130 SIGINT, 143 SIGTERM.")]
+the command returns, in daemon mode too), 2 misuse, 130 SIGINT, 143 SIGTERM,
+129 SIGHUP, 131 SIGQUIT, 138 SIGUSR1, 140 SIGUSR2.")]
 pub struct Cli {
     /// Directory to export (must exist; a symlink is not accepted)
     #[arg(short = 'p', long = "path", value_name = "PATH")]

@@ -12,6 +12,7 @@
 
 use crate::error::SetupError;
 use crate::process::{self, Forked, SignalMask};
+use crate::sandbox::seccomp::{Process, SeccompMode};
 use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -19,6 +20,7 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, sockop
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Checks that `fd` is a connected UNIX stream socket that is not
 /// listening: what QEMU's peer of a socketpair is. Anything else would only
@@ -53,9 +55,15 @@ pub fn check_inherited(fd: i32) -> Result<(), String> {
     }
 }
 
-/// Takes over the inherited fd [`check_inherited`] accepted.
-pub fn take_inherited(fd: i32) -> OwnedFd {
-    process::own_inherited_fd(fd)
+/// Takes over the inherited fd [`check_inherited`] accepted, close-on-exec
+/// from now on: the helper runs the setuid `newuidmap` and `newgidmap`,
+/// which must not get its end of QEMU's connection (a launcher passes it
+/// inheritable, as it must).
+pub fn take_inherited(fd: i32) -> Result<OwnedFd, SetupError> {
+    let sock = process::own_inherited_fd(fd);
+    rustix::io::fcntl_setfd(&sock, rustix::io::FdFlags::CLOEXEC)
+        .map_err(|e| SetupError(format!("--fd {fd}: making it close-on-exec: {e}")))?;
+    Ok(sock)
 }
 
 /// "pid 123, uid 107, gid 107" for the peer of a connected socket.
@@ -97,9 +105,10 @@ impl SocketFile {
     }
 
     /// Forks the janitor that removes the file when the returned handle is
-    /// finished or this process ends. Call it before confinement, in the
-    /// process that serves.
-    pub fn hand_to_janitor(self) -> Result<Janitor, SetupError> {
+    /// finished or this process ends, and waits until it has confined
+    /// itself ([`Janitor::confinement`]). Call it before confinement, in
+    /// the process that serves.
+    pub fn hand_to_janitor(self, seccomp: SeccompMode) -> Result<Janitor, SetupError> {
         let pipe = || {
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
                 .map_err(|e| SetupError::from(("creating the janitor's pipe", e)))
@@ -109,10 +118,11 @@ impl SocketFile {
         // file is gone. A read works where waitpid cannot: from a server
         // in a pid namespace of its own, whose parent the janitor is not.
         let (done_read, done_write) = pipe()?;
-        // SIGINT and SIGTERM are held until the janitor ignores them:
-        // neither may end it (or run a handler of the helper's in it)
-        // before it can remove the file.
-        let blocked = SignalMask::block(&[libc::SIGINT, libc::SIGTERM]);
+        // The signals that end the helper are held until the janitor
+        // forwards them: none may end it (or run a handler of the
+        // helper's in it) before it can remove the file.
+        let blocked = SignalMask::block(&crate::signals::HANDLED.map(|h| h.0));
+        let parent = rustix::process::getpid().as_raw_nonzero().get();
         let forked = process::fork();
         if !matches!(forked, Ok(Forked::Child)) {
             blocked.restore();
@@ -126,16 +136,26 @@ impl SocketFile {
             Ok(Forked::Child) => {
                 drop(write_end);
                 drop(done_read);
-                janitor_main(&self, read_end, done_write, &blocked)
+                janitor_main(&self, read_end, done_write, &blocked, parent, seccomp)
             }
             Ok(Forked::Parent(pid)) => {
                 drop(read_end);
                 drop(done_write);
                 crate::signals::watch_janitor(write_end.as_raw_fd(), done_read.as_raw_fd(), pid);
+                // Its first line says how it confined itself; EOF that it
+                // died (the file is then gone: it removes it first).
+                let confinement = match process::read_line(&done_read) {
+                    Some(line) => match line.strip_prefix("FAILS: ") {
+                        Some(why) => Err(why.to_owned()),
+                        None => Ok(line),
+                    },
+                    None => Err("the socket-file janitor ended during start-up".into()),
+                };
                 Ok(Janitor {
                     pipe: Some(write_end),
                     done: Some(done_read),
                     pid,
+                    confinement,
                 })
             }
         }
@@ -149,6 +169,8 @@ pub struct Janitor {
     pipe: Option<OwnedFd>,
     done: Option<OwnedFd>,
     pid: libc::pid_t,
+    /// How the janitor confined itself, as it said, or why it failed.
+    pub confinement: Result<String, String>,
 }
 
 impl Janitor {
@@ -187,34 +209,100 @@ pub fn wait_for_eof(fd: &impl rustix::fd::AsFd) {
     }
 }
 
-/// The janitor: unprivileged but for removing a file, deaf to the signals
-/// that stop the helper, waiting for its pipe to close.
-fn janitor_main(file: &SocketFile, pipe: OwnedFd, done: OwnedFd, mask: &SignalMask) -> ! {
+/// The janitor's parent (the process that forked it: the server, or the
+/// waiter under the namespace sandbox), for its signal handler.
+static JANITOR_PARENT: AtomicI32 = AtomicI32::new(-1);
+
+/// A signal that ends the helper, sent to the janitor's pid: passed on to
+/// its parent (the helper decides when the file goes), unless the parent
+/// is gone and the pid may be another process's by now.
+extern "C" fn forward_to_parent(sig: libc::c_int) {
+    let parent = JANITOR_PARENT.load(Ordering::SeqCst);
+    let current = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    if parent > 0 && current == parent {
+        process::kill(parent, sig);
+    }
+}
+
+/// The janitor: confined to removing one file ([`crate::sandbox::companions`]:
+/// only CAP_FOWNER and CAP_DAC_OVERRIDE, its own seccomp list, no core,
+/// cwd `/`), passing the helper's signals on to its parent, waiting for
+/// its pipe to close.
+fn janitor_main(
+    file: &SocketFile,
+    pipe: OwnedFd,
+    done: OwnedFd,
+    mask: &SignalMask,
+    parent: libc::pid_t,
+    seccomp: SeccompMode,
+) -> ! {
     process::close_all_except(&[file.dir.as_raw_fd(), pipe.as_raw_fd(), done.as_raw_fd()]);
-    // Deaf to the signals a terminal or a service manager sends to the
-    // helper's whole group: the helper itself decides when the file goes.
-    process::ignore(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    JANITOR_PARENT.store(parent, Ordering::SeqCst);
+    let ends = crate::signals::HANDLED.map(|h| h.0);
+    for sig in ends {
+        let _ = process::on_signal(sig, forward_to_parent, &ends);
+    }
     process::set_name(c"vph-janitor");
     mask.restore();
-    // Removing a file in a sticky directory (/tmp) that now belongs to
-    // QEMU's uid needs CAP_FOWNER; one in a directory root does not own
-    // needs CAP_DAC_OVERRIDE. Nothing else.
-    let keep: caps::CapsHashSet = [
-        caps::Capability::CAP_FOWNER,
-        caps::Capability::CAP_DAC_OVERRIDE,
-    ]
-    .into_iter()
-    .collect();
-    let permitted = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
-    let keep: caps::CapsHashSet = keep.intersection(&permitted).copied().collect();
-    let _ = caps::set(None, caps::CapSet::Effective, &keep);
-    let _ = caps::set(None, caps::CapSet::Permitted, &keep);
+    let line = match confine_janitor(seccomp) {
+        Ok(text) => format!("{text}\n"),
+        Err(why) => {
+            // Unconfined, it must not wait around: the file goes now.
+            file.remove();
+            let _ = rustix::io::write(&done, format!("FAILS: {why}\n").as_bytes());
+            process::exit_now(1)
+        }
+    };
+    let _ = rustix::io::write(&done, line.as_bytes());
     // A byte (accepted) or EOF (the helper ended): either way, done.
     let mut byte = [0u8; 1];
     while let Err(Errno::INTR) = rustix::io::read(&pipe, &mut byte) {}
     file.remove();
     drop(done);
     process::exit_now(0)
+}
+
+/// The janitor's confinement. Removing a file in a sticky directory
+/// (/tmp) that now belongs to QEMU's uid needs CAP_FOWNER; one in a
+/// directory root does not own needs CAP_DAC_OVERRIDE. Nothing else.
+fn confine_janitor(seccomp: SeccompMode) -> Result<String, String> {
+    let keep = [
+        caps::Capability::CAP_FOWNER,
+        caps::Capability::CAP_DAC_OVERRIDE,
+    ];
+    crate::sandbox::companions::confine(Process::Janitor, &keep, seccomp)
+}
+
+/// For `--sandbox-report`: the janitor's confinement, tried for real in a
+/// throwaway process (which then exits), and how it went.
+pub fn try_janitor_confinement(seccomp: SeccompMode) -> Result<String, String> {
+    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| format!("a pipe for the janitor's trial: {e}"))?;
+    match process::fork() {
+        Err(e) => Err(format!("forking the janitor's trial: {e}")),
+        Ok(Forked::Child) => {
+            drop(read_end);
+            process::close_all_except(&[write_end.as_raw_fd()]);
+            let line = match confine_janitor(seccomp) {
+                Ok(text) => format!("{text}\n"),
+                Err(why) => format!("FAILS: {why}\n"),
+            };
+            let _ = rustix::io::write(&write_end, line.as_bytes());
+            process::exit_now(0)
+        }
+        Ok(Forked::Parent(pid)) => {
+            drop(write_end);
+            let line = process::read_line(&read_end);
+            let _ = process::wait(pid);
+            match line {
+                Some(line) => match line.strip_prefix("FAILS: ") {
+                    Some(why) => Err(why.to_owned()),
+                    None => Ok(line),
+                },
+                None => Err("the janitor's trial process ended without a word".into()),
+            }
+        }
+    }
 }
 
 /// Binds and listens on a new socket file at `path`, owned by uid:gid, mode

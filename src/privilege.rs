@@ -8,10 +8,12 @@
 //! `set_thread_res_*`): the helper is single-threaded, so the thread's ids are
 //! the process's ids.
 
+use crate::process::ParentWatch;
 use caps::{CapSet, Capability, CapsHashSet};
 use rustix::io::Errno;
 use rustix::process::{Gid, Uid, getegid, geteuid};
 use rustix::thread::{set_thread_res_gid, set_thread_res_uid};
+use std::sync::Arc;
 
 /// The capabilities the original helper keeps, and so do we.
 pub const KEPT: [Capability; 7] = [
@@ -28,6 +30,9 @@ pub const KEPT: [Capability; 7] = [
 #[derive(Debug, Clone)]
 pub struct Privileges {
     kept: CapsHashSet,
+    /// Under the namespace sandbox: the waiter, whose death must end the
+    /// server after any number of identity changes.
+    watch: Option<Arc<ParentWatch>>,
 }
 
 impl Privileges {
@@ -35,7 +40,11 @@ impl Privileges {
     /// this process has), and clears the inheritable and ambient sets.
     /// Returns what is kept; `missing` lists wanted capabilities the process
     /// never had (for the log: an unprivileged run lacks them all).
-    pub fn limit_to_kept() -> Result<(Self, Vec<Capability>), caps::errors::CapsError> {
+    /// `watch` is the waiter to re-arm the parent-death signal for after
+    /// each identity change (namespace sandbox), if any.
+    pub fn limit_to_kept(
+        watch: Option<Arc<ParentWatch>>,
+    ) -> Result<(Self, Vec<Capability>), caps::errors::CapsError> {
         let permitted = caps::read(None, CapSet::Permitted)?;
         let kept: CapsHashSet = KEPT
             .iter()
@@ -53,13 +62,13 @@ impl Privileges {
         caps::clear(None, CapSet::Inheritable)?;
         // The ambient set is absent on old kernels; nothing to clear there.
         let _ = caps::clear(None, CapSet::Ambient);
-        Ok((Privileges { kept }, missing))
+        Ok((Privileges { kept, watch }, missing))
     }
 
     /// The set as it stands, without changing anything (tests, reports).
     pub fn current() -> Self {
         let kept = caps::read(None, CapSet::Effective).unwrap_or_default();
-        Privileges { kept }
+        Privileges { kept, watch: None }
     }
 
     pub fn kept(&self) -> &CapsHashSet {
@@ -129,6 +138,13 @@ impl Drop for AssumedIdentity<'_> {
             // stop, as the original aborts here.
             tracing::error!("cannot switch back to the helper's own identity: {e}; exiting");
             std::process::exit(1);
+        }
+        // The id changes cleared the parent-death signal.
+        if let Some(watch) = &self.privileges.watch
+            && !watch.rearm()
+        {
+            tracing::error!("the waiter outside the pid namespace has ended; exiting");
+            crate::process::exit_now(1);
         }
     }
 }

@@ -126,25 +126,125 @@ pub fn set_name(name: &std::ffi::CStr) {
 }
 
 /// Closes every fd from 3 up except `keep`: for a freshly forked child
-/// that must not hold the listener, the export or the daemon's ready pipe.
+/// that must not hold the listener, the export or the daemon's ready pipe,
+/// and at start-up for whatever the launcher left open.
+///
+/// One `close_range` per span between kept fds; where the kernel or a
+/// container's seccomp profile refuses it, one `close` per fd number up to
+/// [`fd_bound`] (see [`close_all_except_with`]).
 pub fn close_all_except(keep: &[i32]) {
-    let mut keep = keep.to_vec();
-    keep.sort_unstable();
+    close_all_except_with(
+        keep,
+        fd_bound,
+        // SAFETY: `close_all_except_with` passes spans that hold no kept
+        // fd; this process owns every other fd from 3 up and, by this
+        // function's contract, uses none of them again.
+        |first, last| unsafe { crate::syscalls::close_range(first, last) }.is_ok(),
+        |fd| close_raw(fd as libc::c_int),
+    );
+}
+
+/// What [`close_all_except`] decides, apart from the closing itself (so
+/// that tests can run it without closing their own fds): every span of fd
+/// numbers from 3 up that holds no fd of `keep` goes to `close_range`
+/// (first, last), in ascending order; a span it refuses (returns false)
+/// goes to `close_one` fd by fd, up to one below `bound()`, called at most
+/// once and only then. `keep` may be in any order, hold duplicates, or
+/// numbers below 3 (never closed anyway); negative ones name no fd.
+/// Allocates nothing: it runs in freshly forked children.
+pub fn close_all_except_with(
+    keep: &[i32],
+    bound: impl FnOnce() -> u32,
+    mut close_range: impl FnMut(u32, u32) -> bool,
+    mut close_one: impl FnMut(u32),
+) {
+    let mut bound = Some(bound);
+    let mut limit = None;
+    let mut close_span = |first: u32, last: u32| {
+        if close_range(first, last) {
+            return;
+        }
+        let end = *limit.get_or_insert_with(|| bound.take().map_or(0, |f| f()));
+        // Every fd of the span, its last one included: an fd at or above
+        // `end` cannot be open.
+        for fd in first..=last.min(end.saturating_sub(1)) {
+            close_one(fd);
+        }
+    };
     let mut first = 3u32;
-    for k in keep.iter().map(|&k| k as u32).chain([u32::MAX]) {
-        if k > first {
-            // SAFETY: this child owns every fd in the range and uses none of
-            // them again; the kept ones are outside it.
-            let closed = unsafe { crate::syscalls::close_range(first, k - 1) };
-            if closed.is_err() {
-                // close_range is missing before Linux 5.9: one at a time.
-                for fd in first..(k - 1).min(65_536) {
-                    close_raw(fd as i32);
+    loop {
+        // The lowest kept fd not yet passed: `keep` is searched again each
+        // time rather than sorted, which would need a copy.
+        let next = keep
+            .iter()
+            .filter_map(|&k| u32::try_from(k).ok())
+            .filter(|&k| k >= first)
+            .min();
+        match next {
+            Some(k) => {
+                if k > first {
+                    close_span(first, k - 1);
                 }
+                // k <= i32::MAX: no overflow.
+                first = k + 1;
+            }
+            None => {
+                close_span(first, u32::MAX);
+                return;
             }
         }
-        first = k.saturating_add(1);
     }
+}
+
+/// One past the highest fd number that can be open in this process, for
+/// closing fds one at a time: the RLIMIT_NOFILE hard limit (the kernel
+/// gives out no fd at or above the soft limit, which never exceeds it),
+/// capped at 2^20, the default `fs.nr_open` (each number tried costs a
+/// `close`); higher where `/proc/self/fd` lists a higher fd, as it does for
+/// one opened before the limit was lowered. Without procfs the limit alone
+/// counts.
+pub fn fd_bound() -> u32 {
+    use rustix::process::{Resource, getrlimit};
+    const CAP: u64 = 1 << 20;
+    let limits = getrlimit(Resource::Nofile);
+    let limit = [limits.current, limits.maximum]
+        .into_iter()
+        .map(|l| l.unwrap_or(CAP).min(CAP))
+        .max()
+        .unwrap_or(CAP) as u32;
+    limit.max(highest_listed_fd().map_or(0, |fd| fd.saturating_add(1)))
+}
+
+/// The highest fd number `/proc/self/fd` lists (the listing's own fd
+/// left out), where that is a procfs; `None` without one. Allocates
+/// nothing.
+pub fn highest_listed_fd() -> Option<u32> {
+    use rustix::fs::{Mode, OFlags, RawDir};
+    let dir = rustix::fs::open(
+        "/proc/self/fd",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    // Anything else mounted there (a tmpfs hiding procfs) lists nothing
+    // this process holds.
+    if rustix::fs::fstatfs(&dir).ok()?.f_type != rustix::fs::PROC_SUPER_MAGIC {
+        return None;
+    }
+    let own = rustix::fd::AsRawFd::as_raw_fd(&dir) as u32;
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+    let mut entries = RawDir::new(&dir, &mut buf);
+    let mut highest = None;
+    while let Some(entry) = entries.next() {
+        let Ok(entry) = entry else { break };
+        let fd = std::str::from_utf8(entry.file_name().to_bytes())
+            .ok()
+            .and_then(|name| name.parse::<u32>().ok());
+        if let Some(fd) = fd.filter(|&fd| fd != own) {
+            highest = highest.max(Some(fd));
+        }
+    }
+    highest
 }
 
 /// An fd number this process inherited (`--fd`), borrowed to inspect it.
@@ -238,6 +338,67 @@ pub fn read_until_eof_raw(fd: libc::c_int) {
         let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
         if n == 0 || (n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted) {
             return;
+        }
+    }
+}
+
+/// The server's watch on its parent, the waiter outside the pid namespace
+/// (`crate::sandbox::namespace`): the read end of a pipe whose only write
+/// end the waiter holds, non-blocking, beside `PR_SET_PDEATHSIG`.
+///
+/// The kernel clears the parent-death signal whenever the effective or
+/// filesystem ids change, or capabilities are raised back: every creation
+/// under a guest's identity does both. [`ParentWatch::rearm`] sets it again
+/// after each such change, then reads the pipe: the waiter's write end is
+/// closed when it exits, before the kernel would send the signal, so a
+/// waiter that died while the signal was cleared shows as EOF.
+#[derive(Debug)]
+pub struct ParentWatch(OwnedFd);
+
+impl ParentWatch {
+    /// Takes the pipe's read end (the write end already closed here).
+    pub fn new(read_end: OwnedFd) -> Self {
+        ParentWatch(read_end)
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        rustix::fd::AsFd::as_fd(&self.0)
+    }
+
+    /// Arms `PR_SET_PDEATHSIG` (SIGKILL) again; false when the parent has
+    /// already gone, so the caller must end.
+    pub fn rearm(&self) -> bool {
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+        self.parent_alive()
+    }
+
+    /// Whether the write end is still open: EAGAIN on the empty pipe.
+    pub fn parent_alive(&self) -> bool {
+        let mut byte = [0u8; 1];
+        loop {
+            match rustix::io::read(&self.0, &mut byte) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Ok(0) => return false,
+                _ => return true,
+            }
+        }
+    }
+}
+
+/// One line (at most 4 KiB kept) from a pipe, without its newline; None at
+/// EOF before one: how a companion process tells the server how its
+/// confinement went.
+pub fn read_line(fd: &OwnedFd) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(fd, &mut byte) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(1) if byte[0] == b'\n' => return Some(String::from_utf8_lossy(&line).into_owned()),
+            Ok(1) if line.len() < 4096 => line.push(byte[0]),
+            Ok(1) => {}
+            _ => return None,
         }
     }
 }

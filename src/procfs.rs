@@ -84,6 +84,53 @@ impl ProcSelfFd {
         openat(&self.dir, FdName::new(fd).as_bytes(), flags, Mode::empty())
     }
 
+    /// `self/fd` of a procfs instance of this process's own pid namespace,
+    /// made with `fsopen`/`fsmount` and never attached anywhere: the
+    /// namespace sandbox's server holds no host procfs, so neither its
+    /// working directory nor any fd it holds leads to another process's
+    /// `root` or `cwd` (in a pid namespace of its own, it is the only
+    /// process such an instance shows). `subset=pid` (Linux 5.8+) leaves
+    /// out everything but the pid directories.
+    ///
+    /// In a user namespace the kernel allows it only while a fully visible
+    /// procfs is mounted in the mount namespace (the host's `/proc`, before
+    /// `pivot_root`), so call it before.
+    pub fn open_private() -> Result<Self, String> {
+        use rustix::mount::{
+            FsMountFlags, FsOpenFlags, MountAttrFlags, fsconfig_create, fsconfig_set_string,
+            fsmount, fsopen,
+        };
+        let step = |what: &str, e: Errno| format!("a private procfs: {what}: {e}");
+        let fs = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| step("fsopen", e))?;
+        fsconfig_set_string(&fs, "subset", "pid").map_err(|e| step("subset=pid", e))?;
+        fsconfig_create(&fs).map_err(|e| step("creating it", e))?;
+        let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+        let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| {
+            let mut why = step("fsmount", e);
+            if e == Errno::PERM {
+                why.push_str(
+                    " (in a user namespace the kernel allows a new procfs only where a fully \
+                     visible one is mounted: not where /proc has paths masked, as in many \
+                     containers)",
+                );
+            }
+            why
+        })?;
+        let dir = openat(
+            &mnt,
+            "self/fd",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| step("opening self/fd", e))?;
+        if fstatfs(&dir).map_err(|e| step("fstatfs", e))?.f_type != PROC_SUPER_MAGIC {
+            return Err(step("not procfs", Errno::NODEV));
+        }
+        Ok(ProcSelfFd { dir })
+    }
+
     /// Makes `/proc/self/fd` the working directory, so that the path-based
     /// xattr calls can name a resolved fd by its number (there are no
     /// `*xattrat` calls before Linux 6.13, and the `f*xattr` calls refuse

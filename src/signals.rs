@@ -1,5 +1,6 @@
-//! SIGINT and SIGTERM: logged, then the helper exits with status
-//! 128 + the signal number (130 and 143, as a shell reports them).
+//! SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2: logged, then the
+//! helper exits with status 128 + the signal number (130, 143, 129, 131,
+//! 138 and 140, as a shell reports them).
 //!
 //! The handler does everything itself, with async-signal-safe calls only: it
 //! writes a line rendered in advance, lets the socket-file janitor remove
@@ -16,12 +17,20 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use tracing::Level;
 
 /// The signals handled, with the exit status each leads to.
-pub const HANDLED: [(libc::c_int, &str, u8); 2] = [
+/// The original dies of each of them by their default action; so does the
+/// helper, with its socket file removed and a log line. As the init of a
+/// pid namespace (`--sandbox namespace`) the server would otherwise ignore
+/// every one of them sent from outside it.
+pub const HANDLED: [(libc::c_int, &str, u8); 6] = [
     (libc::SIGINT, "SIGINT", 128 + libc::SIGINT as u8),
     (libc::SIGTERM, "SIGTERM", 128 + libc::SIGTERM as u8),
+    (libc::SIGHUP, "SIGHUP", 128 + libc::SIGHUP as u8),
+    (libc::SIGQUIT, "SIGQUIT", 128 + libc::SIGQUIT as u8),
+    (libc::SIGUSR1, "SIGUSR1", 128 + libc::SIGUSR1 as u8),
+    (libc::SIGUSR2, "SIGUSR2", 128 + libc::SIGUSR2 as u8),
 ];
 
-static LINES: OnceLock<[Prerendered; 2]> = OnceLock::new();
+static LINES: OnceLock<[Prerendered; HANDLED.len()]> = OnceLock::new();
 /// The janitor's pipe (write end), its `done` pipe (read end) and pid
 /// while it waits, or -1.
 static JANITOR_PIPE: AtomicI32 = AtomicI32::new(-1);

@@ -132,6 +132,11 @@ SIGINT was received (logged; the socket file is removed).
 .TP
 143
 SIGTERM was received (logged; the socket file is removed).
+.TP
+129, 131, 138, 140
+SIGHUP, SIGQUIT, SIGUSR1 or SIGUSR2 was received (logged; the socket file
+is removed). Any of these six signals ends the helper whichever of its
+processes receives it.
 .SH SECURITY
 Every path is resolved beneath a directory fd of the export held since
 start\-up, with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) or a
@@ -141,8 +146,14 @@ nodev,nosuid and pivot_root into it; else chroot), restricts
 itself with Landlock and a seccomp allow\-list, and keeps only
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETGID, CAP_MKNOD
 and CAP_SETUID. FIFOs, sockets and device nodes are never opened (ENXIO).
-A mounted procfs is needed at start\-up, except on kernels with O_EMPTYPATH,
-fchmodat2 and the *xattrat calls (Linux 7.2 and later), where none is used.
+The processes forked beside the server (the waiter outside its pid
+namespace, the socket\-file janitor) keep no capability or only what
+removing the socket file needs, with no_new_privs, a seccomp allow\-list of
+their own and no core dump; a killed waiter ends the server. Under the
+namespace sandbox the helper mounts a procfs of its own pid namespace;
+otherwise a mounted procfs is needed at start\-up, except on kernels with
+O_EMPTYPATH, fchmodat2 and the *xattrat calls (Linux 7.2 and later), where
+none is used.
 Kernels from 5.10 to 7.3 are tested.
 .SH SEE ALSO
 \fBqemu\-system\-x86_64\fR(1), \fBmount\fR(8)

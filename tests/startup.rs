@@ -164,13 +164,14 @@ fn a_set_up_failure_in_daemon_mode_reaches_the_terminal_and_the_exit_status() {
 fn a_missing_procfs_is_reported_before_the_command_returns() {
     let s = Scratch::new();
     let sock = s.dir.path().join("vph.sock");
+    std::fs::write(s.path("f"), "xy").unwrap();
     // Where the kernel has O_EMPTYPATH, fchmodat2 and the *xattrat calls
     // (Linux 7.2), the helper needs no procfs: it must then serve without.
     let root = std::fs::File::open(&s.export).unwrap();
     let procfs_free =
         virtfs_proxy_helper::syscalls::Features::probe(std::os::fd::AsFd::as_fd(&root))
             .procfs_free();
-    for daemon in [false, true] {
+    let command = |daemon: bool, sandbox: &[&str]| {
         let mut cmd = helper();
         if !daemon {
             cmd.arg("-n");
@@ -179,7 +180,23 @@ fn a_missing_procfs_is_reported_before_the_command_returns() {
             .arg(&s.export)
             .arg("-s")
             .arg(&sock)
-            .args(owner_args());
+            .args(owner_args())
+            .args(sandbox);
+        cmd
+    };
+    let served = |out: &Output| {
+        assert_eq!(out.status.code(), Some(0), "{}", text(out));
+        let stream = UnixStream::connect(&sock).unwrap();
+        let h = Helper::adopt(0, stream.into());
+        assert_eq!(
+            h.lstat("f").unwrap().size,
+            2,
+            "served without the host's procfs"
+        );
+    };
+    // The chroot sandbox needs the host's procfs.
+    for daemon in [false, true] {
+        let mut cmd = command(daemon, &["--sandbox", "chroot"]);
         if !hide_proc(&mut cmd) {
             skip(
                 "a_missing_procfs_is_reported_before_the_command_returns",
@@ -188,15 +205,9 @@ fn a_missing_procfs_is_reported_before_the_command_returns() {
             return;
         }
         if procfs_free {
-            if !daemon {
-                continue;
+            if daemon {
+                served(&cmd.output().unwrap());
             }
-            std::fs::write(s.path("f"), "xy").unwrap();
-            let out = cmd.output().unwrap();
-            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-            let stream = UnixStream::connect(&sock).unwrap();
-            let h = Helper::adopt(0, stream.into());
-            assert_eq!(h.lstat("f").unwrap().size, 2, "served without procfs");
             continue;
         }
         let out = cmd.output().unwrap();
@@ -207,6 +218,23 @@ fn a_missing_procfs_is_reported_before_the_command_returns() {
             text(&out)
         );
         assert!(!sock.exists());
+    }
+    // The namespace sandbox mounts a procfs of its own: it serves, or
+    // where the kernel refuses that (in a user namespace, a new procfs
+    // needs a fully visible one, and /proc is hidden here) it falls back
+    // to chroot and fails as above.
+    let mut cmd = command(true, &[]);
+    assert!(hide_proc(&mut cmd));
+    let out = cmd.output().unwrap();
+    if out.status.code() == Some(1) && !procfs_free {
+        assert!(
+            text(&out).contains("a mounted procfs is needed"),
+            "{}",
+            text(&out)
+        );
+        assert!(!sock.exists());
+    } else {
+        served(&out);
     }
     if procfs_free {
         skip(

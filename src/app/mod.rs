@@ -161,29 +161,55 @@ struct Prepared {
 }
 
 /// Opens procfs (in the serving process: `/proc/self` is bound at open
-/// time) and probes the kernel. Failures are recorded in the report, for
-/// [`sandbox::confine`] to stop at or to show.
+/// time) and probes the kernel. Under the namespace sandbox the procfs is
+/// a private instance of the server's own pid namespace; where the kernel
+/// refuses one, the default falls back to chroot (and the host's procfs),
+/// an explicit `--sandbox namespace` fails. Failures are recorded in the
+/// report, for [`sandbox::confine`] to stop at or to show.
 fn prepare(
     cli: &Cli,
     root: BorrowedFd<'_>,
     checked: &Checked,
-    isolation: &Isolation,
+    isolation: &mut Isolation,
 ) -> (Prepared, Report) {
     let features = crate::syscalls::Features::probe(root);
+    let host_procfs = || match ProcSelfFd::open() {
+        Ok(proc) => (Some(proc), sandbox::Outcome::Active("/proc/self/fd".into())),
+        Err(e) => (
+            None,
+            sandbox::Outcome::Fails(format!(
+                "opening /proc/self/fd ({e}): a mounted procfs is needed to reopen \
+                 resolved files on this kernel; mount one (mount -t proc proc /proc)"
+            )),
+        ),
+    };
     let (proc, procfs) = if features.procfs_free() {
         let why = "not needed: O_EMPTYPATH, fchmodat2 and the *xattrat calls serve every request";
         (None, sandbox::Outcome::Inactive(why.into()))
-    } else {
-        match ProcSelfFd::open() {
-            Ok(proc) => (Some(proc), sandbox::Outcome::Active("/proc/self/fd".into())),
-            Err(e) => (
-                None,
-                sandbox::Outcome::Fails(format!(
-                    "opening /proc/self/fd ({e}): a mounted procfs is needed to reopen \
-                     resolved files on this kernel; mount one (mount -t proc proc /proc)"
-                )),
+    } else if let sandbox::Kind::Namespace { explicit } = isolation.kind {
+        match ProcSelfFd::open_private() {
+            Ok(proc) => (
+                Some(proc),
+                sandbox::Outcome::Active(
+                    "a private instance (subset=pid) of the server's own pid namespace, \
+                     attached nowhere"
+                        .into(),
+                ),
             ),
+            Err(why) if explicit => (
+                None,
+                sandbox::Outcome::Fails(format!("--sandbox namespace: {why}")),
+            ),
+            Err(why) => {
+                warn!("the namespace sandbox cannot have {why}: falling back to chroot");
+                isolation.kind = sandbox::Kind::Chroot {
+                    why: format!("the default, since the namespace sandbox cannot have {why}"),
+                };
+                host_procfs()
+            }
         }
+    } else {
+        host_procfs()
     };
     let openat2 = probe_openat2(root);
     let resolver = choose_resolver(cli.resolver, openat2);
@@ -220,6 +246,7 @@ fn options(cli: &Cli, checked: &Checked) -> Options {
 fn isolate(
     root: BorrowedFd<'_>,
     checked: &mut Checked,
+    seccomp: sandbox::SeccompMode,
     on_failure: OnFailure,
 ) -> Result<Isolation, SetupError> {
     let plan = userns::plan(
@@ -227,7 +254,7 @@ fn isolate(
         &checked.gid_map,
         !checked.ids.is_identity(),
     );
-    let isolation = sandbox::isolate(root, plan, checked.sandbox, on_failure)?;
+    let isolation = sandbox::isolate(root, plan, checked.sandbox, seccomp, on_failure)?;
     if isolation.own_user_namespace && !checked.ids.is_identity() {
         let lines = |m: &[MapEntry]| m.iter().map(|e| (e.ns, e.host, e.count)).collect();
         checked.ids.uids.set_namespace(lines(&isolation.maps.uids));
@@ -246,17 +273,55 @@ fn apply_layers(
     checked: &mut Checked,
     on_failure: OnFailure,
 ) -> Result<(Isolation, Prepared, sandbox::Confined), SetupError> {
-    let isolation = isolate(root, checked, on_failure)?;
-    let (prepared, report) = prepare(cli, root, checked, &isolation);
+    let mut isolation = isolate(root, checked, cli.seccomp.into(), on_failure)?;
+    let (prepared, report) = prepare(cli, root, checked, &mut isolation);
     let confined = sandbox::confine(
         root,
-        &isolation.kind,
+        &isolation,
         prepared.proc.as_ref(),
         options(cli, checked),
         report,
         on_failure,
     )?;
     Ok((isolation, prepared, confined))
+}
+
+/// Before anything opens an fd (step 1 and `--sandbox-report` alike): of
+/// what the launcher left open, only the standard streams and the `--fd`
+/// socket stay. Anything else (a shell's `10</`, a service manager's
+/// leftovers) would be held by the server through confinement and reach
+/// the setuid `newuidmap`/`newgidmap`: a directory among them is a host
+/// path beneath every layer. A directory or an `O_PATH` fd on a standard
+/// stream is one too: it becomes /dev/null rather than closed, so that no
+/// file opened later takes its number and gets log lines written into it.
+fn shed_inherited(cli: &Cli) -> Result<(), SetupError> {
+    // --sandbox-report serves no connection: its --fd goes too.
+    let served = cli.fd.filter(|_| !cli.sandbox_report);
+    crate::process::close_all_except(served.as_slice());
+    for fd in 0..3 {
+        let stream = crate::process::inherited_fd(fd);
+        let directory = rustix::fs::fstat(stream)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+        let path_only = rustix::fs::fcntl_getfl(stream).is_ok_and(|f| f.contains(OFlags::PATH));
+        if served == Some(fd) || !(directory || path_only) {
+            continue;
+        }
+        let failed = |what: &str, e: Errno| {
+            SetupError(format!(
+                "fd {fd} is a directory or an O_PATH fd, a host path the helper must not \
+                 hold; {what} /dev/null to replace it: {e}"
+            ))
+        };
+        let null = open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| failed("opening", e))?;
+        match fd {
+            0 => rustix::stdio::dup2_stdin(&null),
+            1 => rustix::stdio::dup2_stdout(&null),
+            _ => rustix::stdio::dup2_stderr(&null),
+        }
+        .map_err(|e| failed("duplicating", e))?;
+    }
+    Ok(())
 }
 
 /// Steps 1: the export root and the endpoint, in the launching process.
@@ -267,7 +332,7 @@ fn launch(cli: &Cli) -> Result<(OwnedFd, Endpoint), SetupError> {
             let (listener, file) = endpoint::listen_on(path, uid, gid)?;
             Endpoint::Listening(listener, file)
         }
-        (None, Some(fd), _, _) => Endpoint::Connected(endpoint::take_inherited(fd)),
+        (None, Some(fd), _, _) => Endpoint::Connected(endpoint::take_inherited(fd)?),
         // clap requires exactly one of --fd and --socket, and --uid and
         // --gid with --socket.
         _ => return Err(SetupError("no connection to serve".into())),
@@ -295,9 +360,13 @@ fn set_up(
         }
         Endpoint::Listening(listener, file) => {
             let path = file.path().to_path_buf();
+            let janitor = file.hand_to_janitor(cli.seccomp.into())?;
+            if let Err(why) = &janitor.confinement {
+                return Err(SetupError(format!("the socket-file janitor: {why}")));
+            }
             Pending::Listening {
                 listener,
-                janitor: file.hand_to_janitor()?,
+                janitor,
                 path,
             }
         }
@@ -318,7 +387,13 @@ fn set_up(
         ));
     };
     let proc = prepared.proc;
-    let report = confined.report;
+    let mut report = confined.report;
+    if let Pending::Listening { janitor, .. } = &pending {
+        report.janitor = match &janitor.confinement {
+            Ok(text) => sandbox::Outcome::Active(text.clone()),
+            Err(why) => sandbox::Outcome::Fails(why.clone()),
+        };
+    }
     if isolation.kind == sandbox::Kind::None {
         warn!(
             "--sandbox none: no chroot or namespace; the {} resolver alone confines paths",
@@ -392,6 +467,11 @@ fn connect(pending: Pending) -> Result<OwnedFd, SetupError> {
 /// misuse (2) is reported by `main` before this runs.
 /// `checked` is what [`validate`] made of the command line.
 pub fn run(cli: Cli, checked: Checked) -> ExitCode {
+    // First of all: `main` and `validate` leave no fd of their own open.
+    if let Err(SetupError(msg)) = shed_inherited(&cli) {
+        eprintln!("{}: {msg}", logging::PROGRAM);
+        return ExitCode::FAILURE;
+    }
     if cli.sandbox_report {
         return trial::sandbox_report(&cli, checked);
     }

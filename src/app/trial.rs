@@ -7,7 +7,7 @@ use crate::cli::Cli;
 use crate::error::SetupError;
 use crate::logging;
 use crate::process::{self, Forked};
-use crate::sandbox::OnFailure;
+use crate::sandbox::{OnFailure, Outcome, Report};
 use rustix::fd::AsFd;
 use std::io::Write;
 use std::process::ExitCode;
@@ -23,6 +23,12 @@ pub(super) fn sandbox_report(cli: &Cli, mut checked: Checked) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The janitor only exists with --socket; its confinement is tried all
+    // the same, in a throwaway process of its own.
+    let janitor = match crate::endpoint::try_janitor_confinement(cli.seccomp.into()) {
+        Ok(text) => Outcome::Active(format!("{text} (tried; it runs with --socket)")),
+        Err(why) => Outcome::Fails(why),
+    };
     let _ = std::io::stdout().flush();
     // The child ends in `exit_now` and never returns here.
     match process::fork() {
@@ -32,7 +38,10 @@ pub(super) fn sandbox_report(cli: &Cli, mut checked: Checked) -> ExitCode {
         }
         Ok(Forked::Child) => {
             let report = match apply_layers(cli, root.as_fd(), &mut checked, OnFailure::Record) {
-                Ok((_, _, confined)) => confined.report,
+                Ok((_, _, confined)) => Report {
+                    janitor,
+                    ..confined.report
+                },
                 // Record mode does not stop; keep the text if it ever did.
                 Err(SetupError(msg)) => {
                     eprintln!("{}: {msg}", logging::PROGRAM);

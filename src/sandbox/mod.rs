@@ -10,6 +10,7 @@
 //! hostile guest and the host. `--sandbox-report` runs the very same
 //! [`confine`] in a throwaway process, so what it reports was tried.
 
+pub mod companions;
 pub mod landlock;
 pub mod limits;
 pub mod namespace;
@@ -22,11 +23,13 @@ pub use self::seccomp::SeccompMode;
 
 use crate::error::SetupError;
 use crate::privilege::Privileges;
+use crate::process::ParentWatch;
 use crate::procfs::ProcSelfFd;
 use rustix::fd::AsFd;
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::Mode;
 use rustix::io::Errno;
+use std::sync::Arc;
 use tracing::warn;
 
 /// chroot into the directory `root` refers to, and stay in it: `fchdir`
@@ -85,6 +88,7 @@ pub fn isolate(
     root: BorrowedFd<'_>,
     plan: Result<Option<userns::Plan>, String>,
     request: SandboxRequest,
+    seccomp: SeccompMode,
     on_failure: OnFailure,
 ) -> Result<Isolation, SetupError> {
     let mut report = Isolation {
@@ -94,8 +98,10 @@ pub fn isolate(
         sandbox: None,
         maps: userns::InForce::default(),
         own_user_namespace: false,
+        waiter: Outcome::Inactive("none (no pid namespace)".into()),
+        watch: None,
     };
-    report.kind = isolate_into(root, plan, request, on_failure, &mut report)?;
+    report.kind = isolate_into(root, plan, request, seccomp, on_failure, &mut report)?;
     Ok(report)
 }
 
@@ -112,6 +118,10 @@ pub struct Isolation {
     /// The helper made its own user namespace: ids the kernel gives it are
     /// the namespace's, not those of where it was started.
     pub own_user_namespace: bool,
+    /// How the waiter outside the pid namespace confined itself.
+    pub waiter: Outcome,
+    /// The waiter's liveness, for the server's parent-death signal.
+    pub watch: Option<Arc<ParentWatch>>,
 }
 
 impl Isolation {
@@ -120,6 +130,7 @@ impl Isolation {
         report.user_namespace = self.user_namespace.clone();
         report.namespaces = self.namespaces.clone();
         report.id_maps = self.maps.describe();
+        report.waiter = self.waiter.clone();
         if let Some(sandbox) = &self.sandbox {
             report.sandbox = sandbox.clone();
         }
@@ -130,6 +141,7 @@ fn isolate_into(
     root: BorrowedFd<'_>,
     plan: Result<Option<userns::Plan>, String>,
     request: SandboxRequest,
+    seccomp: SeccompMode,
     on_failure: OnFailure,
     report: &mut Isolation,
 ) -> Result<Kind, SetupError> {
@@ -190,34 +202,58 @@ fn isolate_into(
         SandboxRequest::Explicit(Choice::Namespace) => true,
         SandboxRequest::Default => false,
     };
-    // The mount namespace's copy of the working directory is what gets
-    // bind-mounted: make it the export first.
+    // The pid namespace first, alone: the fork that follows leaves the
+    // waiter outside it and outside the mount namespace the server makes.
+    if let Err(why) = namespace::unshare_each(&[namespace::PID_NAMESPACE]) {
+        return refused(why, explicit, on_failure, &created, report);
+    }
+    created.push(namespace::PID_NAMESPACE.1);
+    let waiter = namespace::become_init(seccomp)?;
+    report.waiter = match waiter.confinement {
+        Ok(text) => Outcome::Active(text),
+        Err(why) => Outcome::Fails(why),
+    };
+    if let (Outcome::Fails(why), OnFailure::Stop) = (&report.waiter, on_failure) {
+        return Err(SetupError(why.clone()));
+    }
+    report.watch = Some(Arc::new(waiter.watch));
+    // Then the server's own. The mount namespace's copy of the working
+    // directory is what gets bind-mounted: make it the export first.
     let unshared = rustix::process::fchdir(root)
         .map_err(|e| format!("fchdir to the export: {e}"))
-        .and_then(|()| namespace::unshare_all());
+        .and_then(|()| namespace::unshare_each(&namespace::SERVER_NAMESPACES));
     match unshared {
         Ok(()) => {
-            created.extend(namespace::NAMESPACES.map(|(_, n)| n));
+            created.extend(namespace::SERVER_NAMESPACES.map(|(_, n)| n));
             report.namespaces = namespaces_text(&created);
-            namespace::become_init()?;
             Ok(Kind::Namespace { explicit })
         }
-        Err(why) if explicit => {
-            report.namespaces = namespaces_text(&created);
-            report.sandbox = Some(Outcome::Fails(format!("--sandbox namespace: {why}")));
-            match on_failure {
-                OnFailure::Stop => Err(SetupError(format!("--sandbox namespace: {why}"))),
-                OnFailure::Record => Ok(Kind::None),
-            }
-        }
-        Err(why) => {
-            warn!("the namespace sandbox is not available ({why}): falling back to chroot");
-            report.namespaces = namespaces_text(&created);
-            Ok(Kind::Chroot {
-                why: format!("the default, since the namespace sandbox is not available: {why}"),
-            })
-        }
+        Err(why) => refused(why, explicit, on_failure, &created, report),
     }
+}
+
+/// A namespace the kernel refused: an explicit `--sandbox namespace`
+/// stops (or, for the report, goes on with none); the default falls back
+/// to chroot and says why.
+fn refused(
+    why: String,
+    explicit: bool,
+    on_failure: OnFailure,
+    created: &[&str],
+    report: &mut Isolation,
+) -> Result<Kind, SetupError> {
+    report.namespaces = namespaces_text(created);
+    if explicit {
+        report.sandbox = Some(Outcome::Fails(format!("--sandbox namespace: {why}")));
+        return match on_failure {
+            OnFailure::Stop => Err(SetupError(format!("--sandbox namespace: {why}"))),
+            OnFailure::Record => Ok(Kind::None),
+        };
+    }
+    warn!("the namespace sandbox is not available ({why}): falling back to chroot");
+    Ok(Kind::Chroot {
+        why: format!("the default, since the namespace sandbox is not available: {why}"),
+    })
 }
 
 fn namespaces_text(created: &[&str]) -> Outcome {
@@ -255,7 +291,7 @@ pub struct Confined {
 /// before (resolver, kernel features).
 pub fn confine(
     root: BorrowedFd<'_>,
-    kind: &Kind,
+    isolation: &Isolation,
     proc: Option<&ProcSelfFd>,
     options: Options,
     mut report: Report,
@@ -268,14 +304,14 @@ pub fn confine(
     check(&report.resolver)?;
     check(&report.procfs)?;
 
-    let new_root = enter_root(root, kind, options.readonly, &mut report);
+    let new_root = enter_root(root, &isolation.kind, options.readonly, &mut report);
     check(&report.sandbox)?;
     let root = new_root.as_ref().map_or(root, |r| r.as_fd());
 
     rustix::process::umask(Mode::empty());
     report.nofile = limits::apply();
 
-    let privileges = match Privileges::limit_to_kept() {
+    let privileges = match Privileges::limit_to_kept(isolation.watch.clone()) {
         Ok((privileges, _)) => {
             let (kept, missing) = Report::capability_names(privileges.kept());
             if !missing.is_empty() {
@@ -299,12 +335,17 @@ pub fn confine(
 
     if let Some(proc) = proc {
         report.procfs = match proc.enter_as_cwd() {
-            Ok(()) => Outcome::Active("/proc/self/fd".into()),
+            Ok(()) => report.procfs.clone(),
             Err(e) => Outcome::Fails(format!("fchdir to /proc/self/fd: {e}")),
         };
         check(&report.procfs)?;
     }
 
+    // Landlock and seccomp set it too, but neither may be in force.
+    if let Err(e) = rustix::thread::set_no_new_privs(true) {
+        report.seccomp = Outcome::Fails(format!("setting no_new_privs: {e}"));
+        check(&report.seccomp)?;
+    }
     report.seccomp = install_seccomp(options.seccomp);
     check(&report.seccomp)?;
     Ok(Confined {

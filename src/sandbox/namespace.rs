@@ -11,16 +11,22 @@
 //!   bug) cannot be opened through this mount, a layer apart from the
 //!   helper's own ENXIO check;
 //! - `nosuid`: nothing executed from the export gains privilege;
-//! - pid, network, ipc, uts: the helper sees no other process, socket,
-//!   IPC object or host name.
+//! - pid, network, ipc, uts: the helper sees no other process (its procfs
+//!   is a private instance of its own pid namespace, `crate::procfs`),
+//!   socket, IPC object or host name;
+//! - slave propagation: host mounts and umounts under the export reach the
+//!   server as they reach the original; nothing of the server's reaches
+//!   the host.
 //!
-//! A process outside the pid namespace stays behind ([`become_init`]): it
-//! forwards SIGINT and SIGTERM to the server (the namespace's init) and
-//! ends with its status, so the exit-status table holds.
+//! A process outside the pid namespace stays behind ([`become_init`]),
+//! confined on its own: it forwards the signals that end the helper to the
+//! server (the namespace's init) and ends with its status, so the
+//! exit-status table holds.
 
+use super::seccomp::{Process, SeccompMode};
 use crate::error::SetupError;
-use crate::process::{self, Forked, SignalMask};
-use rustix::fd::{AsFd, OwnedFd};
+use crate::process::{self, Forked, ParentWatch, SignalMask};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{CWD, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
@@ -29,26 +35,36 @@ use rustix::mount::{
 use rustix::thread::UnshareFlags;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-/// The namespaces, in the order they are created; the pid namespace last,
-/// since it takes effect at the next fork.
-pub const NAMESPACES: [(UnshareFlags, &str); 5] = [
+/// The pid namespace, created first and alone: it takes effect at the
+/// next fork ([`become_init`]), which leaves the waiter outside it and in
+/// the mount namespace it had, so the server's `pivot_root` never moves the
+/// waiter's root or working directory into the export.
+pub const PID_NAMESPACE: (UnshareFlags, &str) = (UnshareFlags::NEWPID, "pid");
+
+/// The namespaces the server creates for itself after the fork, in order.
+pub const SERVER_NAMESPACES: [(UnshareFlags, &str); 4] = [
     (UnshareFlags::NEWNS, "mount"),
     (UnshareFlags::NEWNET, "net"),
     (UnshareFlags::NEWIPC, "ipc"),
     (UnshareFlags::NEWUTS, "uts"),
-    (UnshareFlags::NEWPID, "pid"),
 ];
 
 /// The namespaces' names, as the report lists them.
 pub fn names() -> String {
-    NAMESPACES.map(|(_, n)| n).join(",")
+    SERVER_NAMESPACES
+        .iter()
+        .chain([&PID_NAMESPACE])
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-/// Creates the namespaces, one at a time so that a refusal names the one
-/// the kernel refused. The working directory must be the export: the
-/// mount namespace's copy of it is what [`pivot_into_cwd`] mounts.
-pub fn unshare_all() -> Result<(), String> {
-    for (flag, name) in NAMESPACES {
+/// Creates `namespaces`, one at a time so that a refusal names the one the
+/// kernel refused. Before the mount namespace, the working directory must
+/// be the export: the mount namespace's copy of it is what
+/// [`pivot_into_cwd`] mounts.
+pub fn unshare_each(namespaces: &[(UnshareFlags, &str)]) -> Result<(), String> {
+    for &(flag, name) in namespaces {
         if let Err(e) = process::unshare_namespaces(flag) {
             let mut why = format!("the kernel refused a new {name} namespace ({e})");
             if e.raw_os_error() == Some(libc::EPERM) {
@@ -81,13 +97,29 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
+/// What the server knows of the waiter after [`become_init`].
+pub struct Waiter {
+    /// Its liveness, for the parent-death signal's re-arming.
+    pub watch: ParentWatch,
+    /// How it confined itself, as it said (a failure text on error).
+    pub confinement: Result<String, String>,
+}
+
 /// Forks the pid namespace's first process, which goes on to serve and is
-/// the only one to return from here. This process becomes the waiter:
-/// it holds no fd but the standard streams, forwards SIGINT and SIGTERM,
-/// waits for the server and then for the socket-file janitor, and ends as
-/// the server did (the same exit status, or the same signal).
-pub fn become_init() -> Result<(), SetupError> {
-    let forwarded = [libc::SIGINT, libc::SIGTERM];
+/// the only one to return from here. This process becomes the waiter: it
+/// confines itself ([`super::companions`]: no capability, its own seccomp
+/// list, no core, cwd `/`), tells the server how that went, forwards the
+/// signals that end the helper, waits for the server and then for the
+/// socket-file janitor, and ends as the server did (the same exit status,
+/// or the same signal).
+///
+/// The server must not outlive the waiter, whose pid is what QEMU, LXD or
+/// a test holds: it arms `PR_SET_PDEATHSIG` and keeps the read end of a
+/// pipe only the waiter can write to ([`ParentWatch`]).
+pub fn become_init(seccomp: SeccompMode) -> Result<Waiter, SetupError> {
+    let forwarded = crate::signals::HANDLED.map(|(sig, _, _)| sig);
+    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| SetupError::from(("creating the waiter's pipe", e)))?;
     let blocked = SignalMask::block(&forwarded);
     match process::fork() {
         Err(e) => {
@@ -95,24 +127,45 @@ pub fn become_init() -> Result<(), SetupError> {
             Err(SetupError::from(("forking the pid namespace's init", e)))
         }
         Ok(Forked::Child) => {
-            // The server must not outlive the waiter (who is what QEMU,
-            // LXD or a test holds the pid of).
+            drop(write_end);
             let _ = rustix::process::set_parent_process_death_signal(Some(
                 rustix::process::Signal::KILL,
             ));
             crate::logging::set_pid(host_pid());
             blocked.restore();
-            Ok(())
+            // The waiter's line; EOF when it died before writing it (the
+            // death signal may have been armed too late to fire).
+            let line = process::read_line(&read_end).ok_or_else(|| {
+                SetupError("the waiter outside the pid namespace ended during start-up".into())
+            })?;
+            rustix::io::ioctl_fionbio(&read_end, true)
+                .map_err(|e| SetupError::from(("the waiter's pipe: O_NONBLOCK", e)))?;
+            let confinement = match line.strip_prefix("FAILS: ") {
+                Some(why) => Err(why.to_owned()),
+                None => Ok(line),
+            };
+            Ok(Waiter {
+                watch: ParentWatch::new(read_end),
+                confinement,
+            })
         }
         Ok(Forked::Parent(init)) => {
+            drop(read_end);
             INIT_PID.store(init, Ordering::SeqCst);
-            process::close_all_except(&[]);
+            process::close_all_except(&[write_end.as_raw_fd()]);
             process::set_name(c"vph-nswait");
             for sig in forwarded {
                 let _ = process::on_signal(sig, forward, &forwarded);
             }
             blocked.restore();
-            waiter_main(init)
+            let line = match super::companions::confine(Process::Waiter, &[], seccomp) {
+                Ok(text) => format!("{text}\n"),
+                Err(why) => format!("FAILS: {}\n", why.replace('\n', " ")),
+            };
+            let _ = rustix::io::write(&write_end, line.as_bytes());
+            // `write_end` stays open for as long as this process lives:
+            // its closing is how the server learns that the waiter ended.
+            waiter_main(init, write_end)
         }
     }
 }
@@ -126,7 +179,7 @@ fn host_pid() -> u32 {
         .unwrap_or_else(|| rustix::process::getpid().as_raw_nonzero().get() as u32)
 }
 
-fn waiter_main(init: libc::pid_t) -> ! {
+fn waiter_main(init: libc::pid_t, _alive: OwnedFd) -> ! {
     let mut init_status = None;
     loop {
         match process::wait_any() {
@@ -154,12 +207,15 @@ fn waiter_main(init: libc::pid_t) -> ! {
 /// fd and how the flags were applied, for the report.
 pub fn pivot_into_cwd(readonly: bool) -> Result<(OwnedFd, String), String> {
     let step = |what: &str, e: Errno| format!("namespace sandbox: {what}: {e}");
-    // Nothing mounted here may propagate back to the host's namespace.
+    // Slave, as virtiofsd does: nothing mounted here propagates back to
+    // the host's namespace, while a host umount or a new host mount under
+    // the export reaches the server, as it reaches the original (which has
+    // no mount namespace). Only host mounts that are shared propagate.
     rustix::mount::mount_change(
         "/",
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
     )
-    .map_err(|e| step("making mounts private", e))?;
+    .map_err(|e| step("making mounts slaves of the host's", e))?;
     let tree = rustix::mount::open_tree(
         CWD,
         ".",

@@ -54,6 +54,10 @@ pub struct Report {
     pub missing_capabilities: Vec<String>,
     pub landlock: Outcome,
     pub seccomp: Outcome,
+    /// The waiter outside the pid namespace: how it confined itself.
+    pub waiter: Outcome,
+    /// The socket-file janitor (`--socket`): how it confined itself.
+    pub janitor: Outcome,
     pub nofile: u64,
     pub features: Features,
     /// The id translation rules in force (`Translation::describe`).
@@ -91,6 +95,8 @@ impl Report {
             missing_capabilities: Vec::new(),
             landlock: not_tried(),
             seccomp: not_tried(),
+            waiter: Outcome::Inactive("none (no pid namespace)".into()),
+            janitor: Outcome::Inactive("none (--fd: no socket file to remove)".into()),
             nofile: 0,
             features,
             translation,
@@ -120,6 +126,8 @@ impl Report {
             ("capabilities", &self.capabilities),
             ("landlock", &self.landlock),
             ("seccomp", &self.seccomp),
+            ("waiter", &self.waiter),
+            ("janitor", &self.janitor),
         ]
         .into_iter()
         .filter(|(_, o)| o.fails())
@@ -151,10 +159,26 @@ impl Report {
         }
     }
 
+    /// The server's own confinement, in the words the waiter's and the
+    /// janitor's lines use.
+    pub fn server_text(&self) -> String {
+        let caps = match &self.capabilities {
+            Outcome::Active(names) if names.is_empty() => "none".to_owned(),
+            Outcome::Active(names) => names.replace("CAP_", ""),
+            other => other.text(),
+        };
+        let nnp = if self.seccomp.fails() {
+            "no_new_privs not confirmed"
+        } else {
+            "no_new_privs"
+        };
+        format!("caps {caps}; {nnp}; seccomp {}", self.seccomp.text())
+    }
+
     /// One line for the log.
     pub fn summary(&self) -> String {
         format!(
-            "sandbox=\"{}\" namespaces=\"{}\" userns=\"{}\" ids=\"{}\" export_mount=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} nofile={}",
+            "sandbox=\"{}\" namespaces=\"{}\" userns=\"{}\" ids=\"{}\" export_mount=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} waiter=\"{}\" janitor=\"{}\" nofile={}",
             self.sandbox.text(),
             self.namespaces.text(),
             self.user_namespace.text(),
@@ -165,6 +189,8 @@ impl Report {
             self.landlock.text(),
             self.seccomp.text(),
             self.capabilities.text(),
+            self.waiter.text(),
+            self.janitor.text(),
             self.nofile
         )
     }
@@ -194,6 +220,9 @@ impl std::fmt::Display for Report {
         if !self.missing_capabilities.is_empty() {
             writeln!(f, "missing:       {}", self.missing_capabilities.join(","))?;
         }
+        writeln!(f, "process server:  {}", self.server_text())?;
+        writeln!(f, "process waiter:  {}", self.waiter.text())?;
+        writeln!(f, "process janitor: {}", self.janitor.text())?;
         writeln!(f, "nofile limit:  {}", self.nofile)?;
         writeln!(f, "kernel:        {}", self.features_text())?;
         writeln!(f, "translation:   {}", self.translation)?;

@@ -1,9 +1,12 @@
-//! The seccomp allow-list: the only syscalls the serving loop makes.
+//! The seccomp allow-lists, one per process of the helper: the server's
+//! ([`ALLOWED`], the only syscalls the serving loop makes), the waiter's
+//! ([`WAITER`]) and the socket-file janitor's ([`JANITOR`]).
 //!
-//! Installed last in set-up, before the helper reports ready and waits for
-//! QEMU, so start-up (binding the socket, daemonizing, chroot) needs none of
-//! its own entries; accepting the connection does. Anything not in
-//! [`ALLOWED`] kills the helper (or is logged, with `--seccomp log`).
+//! The server's is installed last in set-up, before the helper reports
+//! ready and waits for QEMU, so start-up (binding the socket, daemonizing,
+//! chroot) needs none of its own entries; accepting the connection does.
+//! Anything not on a process's list kills it (or is logged, with
+//! `--seccomp log`).
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -109,9 +112,53 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_exit_group, "exit"),
 ];
 
+/// The waiter outside the pid namespace (`crate::sandbox::namespace`):
+/// it waits for its children, forwards signals to the server and ends as
+/// the server did. No file, socket or id call at all.
+pub const WAITER: &[(libc::c_long, &str)] = &[
+    (libc::SYS_wait4, "waiting for the server and the janitor"),
+    (libc::SYS_kill, "forwarding signals to the server"),
+    (libc::SYS_write, "its confinement's outcome, to the server"),
+    (libc::SYS_close, "closing that pipe"),
+    (libc::SYS_rt_sigreturn, "signal handlers"),
+    (libc::SYS_rt_sigaction, "ending by the server's signal"),
+    (libc::SYS_rt_sigprocmask, "ending by the server's signal"),
+    (libc::SYS_getpid, "raise"),
+    (libc::SYS_gettid, "raise"),
+    (libc::SYS_tgkill, "raise"),
+    (libc::SYS_restart_syscall, "a wait interrupted by a signal"),
+    (libc::SYS_exit, "exit"),
+    (libc::SYS_exit_group, "exit"),
+];
+
+/// The socket-file janitor (`crate::endpoint`): it waits on a pipe,
+/// forwards the helper's signals to its parent, then removes one file in
+/// the directory it holds.
+pub const JANITOR: &[(libc::c_long, &str)] = &[
+    (libc::SYS_read, "waiting for its pipe"),
+    (libc::SYS_write, "its confinement's outcome, to the server"),
+    (
+        libc::SYS_newfstatat,
+        "checking the socket file is still ours",
+    ),
+    (libc::SYS_statx, "the same where the C library prefers it"),
+    (libc::SYS_unlinkat, "removing the socket file"),
+    (libc::SYS_close, "closing its pipes"),
+    (libc::SYS_getppid, "forwarding signals to its parent only"),
+    (libc::SYS_kill, "forwarding signals to its parent"),
+    (libc::SYS_rt_sigreturn, "signal handlers"),
+    (libc::SYS_restart_syscall, "a read interrupted by a signal"),
+    (libc::SYS_exit, "exit"),
+    (libc::SYS_exit_group, "exit"),
+];
+
+/// `PR_SET_PDEATHSIG`: the server re-arms its parent-death signal after
+/// each identity change, which clears it.
+const PR_SET_PDEATHSIG: u64 = 1;
+
 /// Syscalls allowed only with argument `arg` equal to `value` (several
 /// entries for one syscall allow any of their values).
-pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
+pub const ALLOWED_WITH_ARG: &[PinnedArg] = &[
     (
         libc::SYS_setsockopt,
         2,
@@ -132,6 +179,12 @@ pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
     ),
     (libc::SYS_ioctl, 1, FS_IOC_GETVERSION, "T_GETVERSION"),
     (
+        libc::SYS_prctl,
+        0,
+        PR_SET_PDEATHSIG,
+        "re-arming the parent-death signal after an identity change",
+    ),
+    (
         libc::SYS_fcntl,
         1,
         libc::F_GETFD as u64,
@@ -139,31 +192,88 @@ pub const ALLOWED_WITH_ARG: &[(libc::c_long, u8, u64, &str)] = &[
     ),
 ];
 
-/// How many syscalls the filter lets through (some only with one argument).
-pub fn allowed_count() -> usize {
-    let mut with_arg: Vec<_> = ALLOWED_WITH_ARG.iter().map(|e| e.0).collect();
-    with_arg.sort_unstable();
-    with_arg.dedup();
-    ALLOWED.len() + with_arg.len() + crate::syscalls::NUMBERS.len()
+/// Which process a filter is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Server,
+    Waiter,
+    Janitor,
 }
 
-/// Compiles the allow-list into a BPF program for this architecture.
+impl Process {
+    pub fn name(self) -> &'static str {
+        match self {
+            Process::Server => "server",
+            Process::Waiter => "waiter",
+            Process::Janitor => "janitor",
+        }
+    }
+
+    /// Its list: (syscall, why) allowed with any arguments, and those
+    /// allowed with one argument pinned.
+    fn lists(self) -> (Vec<(libc::c_long, &'static str)>, &'static [PinnedArg]) {
+        match self {
+            Process::Server => (
+                ALLOWED
+                    .iter()
+                    .chain(crate::syscalls::NUMBERS.iter())
+                    .copied()
+                    .collect(),
+                ALLOWED_WITH_ARG,
+            ),
+            Process::Waiter => (WAITER.to_vec(), &[]),
+            Process::Janitor => (JANITOR.to_vec(), &[]),
+        }
+    }
+
+    /// How many syscalls its filter lets through (some only with one
+    /// argument).
+    pub fn allowed_count(self) -> usize {
+        let (any, pinned) = self.lists();
+        let mut nrs: Vec<_> = any
+            .iter()
+            .map(|e| e.0)
+            .chain(pinned.iter().map(|e| e.0))
+            .collect();
+        nrs.sort_unstable();
+        nrs.dedup();
+        nrs.len()
+    }
+}
+
+/// (syscall, argument index, value, why).
+type PinnedArg = (libc::c_long, u8, u64, &'static str);
+
+/// How many syscalls the server's filter lets through (some only with one
+/// argument).
+pub fn allowed_count() -> usize {
+    Process::Server.allowed_count()
+}
+
+/// Compiles the server's allow-list into a BPF program for this
+/// architecture.
+pub fn program(mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
+    program_for(Process::Server, mode)
+}
+
+/// Compiles `process`'s allow-list into a BPF program for this
+/// architecture.
 // `c_long` is `i64` here but `i32` on 32-bit targets: the conversion is not
 // useless everywhere.
 #[allow(clippy::useless_conversion)]
-pub fn program(mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
+pub fn program_for(process: Process, mode: SeccompMode) -> Result<Option<BpfProgram>, String> {
     let mismatch = match mode {
         SeccompMode::Off => return Ok(None),
         SeccompMode::Kill => SeccompAction::KillProcess,
         SeccompMode::Log => SeccompAction::Log,
     };
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+    let (any, pinned) = process.lists();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = any
         .iter()
-        .chain(crate::syscalls::NUMBERS.iter())
         .map(|&(nr, _)| (i64::from(nr), Vec::new()))
         .collect();
     // Syscalls allowed with one argument pinned to a single value.
-    for &(nr, arg, value, _why) in ALLOWED_WITH_ARG {
+    for &(nr, arg, value, _why) in pinned {
         let rule = SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
             .and_then(|c| SeccompRule::new(vec![c]))
             .map_err(|e| e.to_string())?;

@@ -867,3 +867,41 @@ pub fn host_acl(path: &std::path::Path) -> Vec<u8> {
     buf.truncate(n);
     buf
 }
+
+/// `pid` and every process descending from it, found by the parent links
+/// in `/proc/*/stat`: the helper's forks (under the namespace sandbox the
+/// waiter outside the pid namespace and the server it forks; with
+/// `--socket` the socket-file janitor) whatever their own pid namespaces.
+pub fn process_tree(pid: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            // "PID (COMM) STATE PPID ...": COMM may hold spaces and ')'.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            Some((p, rest.split_whitespace().nth(1)?.parse().ok()?))
+        })
+        .collect();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|&&(_, pp)| pp == parent)
+                .map(|&(p, _)| p),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// A process's name (`/proc/PID/comm`), as `prctl(PR_SET_NAME)` set it.
+pub fn process_name(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
