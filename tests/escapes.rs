@@ -155,7 +155,19 @@ fn canary_ino(s: &Scratch) -> (u64, u64) {
 /// describe the canary, and nothing outside may change.
 fn attack(flavor: Flavor, layers: Confinement, paths: &[String], s: &Scratch) {
     let spawn = layers.apply(Spawn::new(flavor, &s.export));
-    attack_with(spawn.start(), paths, s);
+    let h = spawn.start();
+    if matches!(
+        layers,
+        Confinement::NamespaceBare | Confinement::ChrootBare | Confinement::ResolverAloneBare
+    ) {
+        assert!(h.lstat("/").is_ok(), "{}", h.stderr());
+        let log = h.stderr();
+        assert!(
+            log.contains("landlock=\"unavailable") && log.contains("seccomp=\"off"),
+            "{log}"
+        );
+    }
+    attack_with(h, paths, s);
 }
 
 fn attack_with(h: Helper, paths: &[String], s: &Scratch) {
@@ -315,6 +327,12 @@ macro_rules! matrix {
             #[test] fn walker_chroot() { $name(Flavor::Walker, Confinement::Chroot) }
             #[test] fn walker_resolver_alone() { $name(Flavor::Walker, Confinement::ResolverAlone) }
             #[test] fn walker_translated() { $name(Flavor::Walker, Confinement::Translated) }
+            #[test] fn openat2_namespace_bare() { $name(Flavor::Openat2, Confinement::NamespaceBare) }
+            #[test] fn openat2_chroot_bare() { $name(Flavor::Openat2, Confinement::ChrootBare) }
+            #[test] fn openat2_resolver_alone_bare() { $name(Flavor::Openat2, Confinement::ResolverAloneBare) }
+            #[test] fn walker_namespace_bare() { $name(Flavor::Walker, Confinement::NamespaceBare) }
+            #[test] fn walker_chroot_bare() { $name(Flavor::Walker, Confinement::ChrootBare) }
+            #[test] fn walker_resolver_alone_bare() { $name(Flavor::Walker, Confinement::ResolverAloneBare) }
             #[test] fn old_kernel_namespace() { $name(Flavor::OldKernel, Confinement::Namespace) }
             #[test] fn old_kernel_resolver_alone() { $name(Flavor::OldKernel, Confinement::ResolverAlone) }
         } )*

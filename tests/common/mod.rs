@@ -270,14 +270,33 @@ pub enum Confinement {
     ResolverAlone,
     /// The default sandbox with id translation rules in force.
     Translated,
+    /// Each sandbox kind again without Landlock (its syscalls answer
+    /// ENOSYS, as on Debian 11's 5.10) and with `--seccomp off`: what the
+    /// kind promises must hold on its own.
+    NamespaceBare,
+    ChrootBare,
+    ResolverAloneBare,
+}
+
+/// landlock_create_ruleset, landlock_add_rule, landlock_restrict_self.
+pub const LANDLOCK_SYSCALLS: [u32; 3] = [444, 445, 446];
+
+/// No Landlock (its syscalls ENOSYS) and no seccomp filter of the helper's.
+fn bare(spawn: Spawn) -> Spawn {
+    let mut spawn = spawn.arg("--seccomp").arg("off");
+    spawn.pre_exec = Some(enosys_filter(&LANDLOCK_SYSCALLS));
+    spawn
 }
 
 impl Confinement {
-    pub const ALL: [Confinement; 4] = [
+    pub const ALL: [Confinement; 7] = [
         Confinement::Namespace,
         Confinement::Chroot,
         Confinement::ResolverAlone,
         Confinement::Translated,
+        Confinement::NamespaceBare,
+        Confinement::ChrootBare,
+        Confinement::ResolverAloneBare,
     ];
 
     pub fn apply(self, spawn: Spawn) -> Spawn {
@@ -290,6 +309,9 @@ impl Confinement {
                 .arg("map:100:200:10")
                 .arg("--translate-gid")
                 .arg("map:100:200:10"),
+            Confinement::NamespaceBare => bare(spawn.arg("--sandbox").arg("namespace")),
+            Confinement::ChrootBare => bare(spawn.arg("--sandbox").arg("chroot")),
+            Confinement::ResolverAloneBare => bare(spawn.arg("--sandbox").arg("none")),
         }
     }
 }
