@@ -55,6 +55,9 @@ pub fn detach() -> Result<Detached, SetupError> {
     match daemonize::Daemonize::new().working_directory("/").execute() {
         daemonize::Outcome::Parent(Ok(_)) => {
             drop(write_end);
+            // The daemon (in a session of its own) holds the socket file
+            // now; the launcher may be interrupted while it waits.
+            crate::process::unblock(&crate::signals::HANDLED.map(|h| h.0));
             Ok(Detached::Launcher(wait_for_report(read_end)))
         }
         daemonize::Outcome::Parent(Err(e)) => Err(SetupError::from(("daemonizing", e))),

@@ -244,6 +244,8 @@ fn janitor_main(
     }
     process::set_name(c"vph-janitor");
     mask.restore();
+    // Held since before the bind (`signals::hold`): its handlers are in place.
+    process::unblock(&ends);
     let line = match confine_janitor(seccomp) {
         Ok(text) => format!("{text}\n"),
         Err(why) => {
@@ -448,7 +450,39 @@ fn listening_on(path: &Path) -> Option<bool> {
 }
 
 /// Accepts the one connection; the listener closes when this returns.
-pub fn accept_one(listener: OwnedFd) -> Result<OwnedFd, SetupError> {
+/// While it waits, it watches the janitor: one that ends before (killed:
+/// it never ends by itself while its pipe is open) leaves nothing to
+/// remove the socket file, and the log says so, once.
+pub fn accept_one(
+    listener: OwnedFd,
+    janitor: &Janitor,
+    path: &Path,
+) -> Result<OwnedFd, SetupError> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    if let Some(done) = &janitor.done {
+        loop {
+            let mut fds = [
+                PollFd::new(&listener, PollFlags::IN),
+                PollFd::new(done, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(SetupError::from(("waiting for QEMU's connection", e))),
+                Ok(_) => {}
+            }
+            if fds[0].revents().contains(PollFlags::IN) {
+                break;
+            }
+            if !fds[1].revents().is_empty() {
+                tracing::error!(
+                    "the socket-file janitor has ended before QEMU connected (killed?): \
+                     {} will not be removed when the helper ends; remove it by hand",
+                    path.display()
+                );
+                break;
+            }
+        }
+    }
     loop {
         match rustix::net::accept_with(&listener, SocketFlags::CLOEXEC) {
             Err(Errno::INTR) => continue,

@@ -86,6 +86,20 @@ impl SignalMask {
     }
 }
 
+/// Unblocks `signals` for this thread.
+pub fn unblock(signals: &[libc::c_int]) {
+    // SAFETY: a local sigset_t, initialised by sigemptyset before use;
+    // pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &sig in signals {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Ignores `signals` (SIG_IGN).
 pub fn ignore(signals: &[libc::c_int]) {
     for &sig in signals {
@@ -401,4 +415,100 @@ pub fn read_line(fd: &OwnedFd) -> Option<String> {
             _ => return None,
         }
     }
+}
+
+/// Why [`reexec_from_sealed_copy`] left this process running from the
+/// host's binary, for the log (set at most once, before logging starts).
+pub static NOT_SEALED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Whether this process runs from a sealed memfd copy of its executable.
+pub fn runs_from_sealed_copy() -> bool {
+    rustix::fs::readlink("/proc/self/exe", Vec::new())
+        .is_ok_and(|p| p.as_bytes().starts_with(b"/memfd:"))
+}
+
+/// Runs this program again, with the same arguments and environment, from
+/// a sealed memfd copy of its own executable (runc does the same): a
+/// process's `/proc/PID/exe` is a magic link to its executable, so a
+/// compromised server could otherwise reach the host's binary through any
+/// procfs it holds and, with CAP_CHOWN and CAP_FOWNER, chown or chmod it.
+/// The copy is anonymous and sealed: nothing reached through it is a host
+/// file. Returns only when that cannot be done (no procfs to read the
+/// executable from, `vm.memfd_noexec`, ...) or is done already; the reason
+/// is kept in [`NOT_SEALED`].
+pub fn reexec_from_sealed_copy() {
+    use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
+    if runs_from_sealed_copy() {
+        return;
+    }
+    let attempt = || -> Result<std::convert::Infallible, String> {
+        let exe = rustix::fs::open(
+            "/proc/self/exe",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("opening /proc/self/exe: {e}"))?;
+        let size = rustix::fs::fstat(&exe)
+            .map_err(|e| format!("fstat: {e}"))?
+            .st_size as usize;
+        let name = c"virtfs-proxy-helper";
+        let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+        // MFD_EXEC where vm.memfd_noexec asks for it (Linux 6.3+); older
+        // kernels do not know the flag.
+        let memfd = rustix::fs::memfd_create(name, flags | MemfdFlags::EXEC)
+            .or_else(|_| rustix::fs::memfd_create(name, flags))
+            .map_err(|e| format!("memfd_create: {e}"))?;
+        let mut copied = 0;
+        while copied < size {
+            match rustix::fs::sendfile(&memfd, &exe, None, size - copied) {
+                Ok(0) => break,
+                Ok(n) => copied += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(format!("copying the executable: {e}")),
+            }
+        }
+        if copied != size {
+            return Err(format!("copying the executable: {copied} of {size} bytes"));
+        }
+        rustix::fs::fcntl_add_seals(
+            &memfd,
+            SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+        )
+        .map_err(|e| format!("sealing the copy: {e}"))?;
+        let args: Vec<std::ffi::CString> = std::env::args_os()
+            .filter_map(|a| std::ffi::CString::new(a.into_encoded_bytes()).ok())
+            .collect();
+        let vars: Vec<std::ffi::CString> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.into_encoded_bytes();
+                kv.push(b'=');
+                kv.extend(v.into_encoded_bytes());
+                std::ffi::CString::new(kv).ok()
+            })
+            .collect();
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = vars.iter().map(|v| v.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        use rustix::fd::AsRawFd;
+        // SAFETY: argv and envp are NULL-terminated arrays of pointers to
+        // NUL-terminated strings that outlive the call; execveat only
+        // returns on failure, leaving this process as it was.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                memfd.as_raw_fd(),
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        Err(format!(
+            "execveat of the copy: {}",
+            std::io::Error::last_os_error()
+        ))
+    };
+    let Err(why) = attempt();
+    let _ = NOT_SEALED.set(why);
 }

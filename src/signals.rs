@@ -46,12 +46,23 @@ pub fn install() -> Result<(), std::io::Error> {
             &format!("received {name}; exiting with status {status}"),
         )
     }));
-    // The other handled signal is blocked while one is handled.
+    // The other handled signals are blocked while one is handled.
     let all = HANDLED.map(|(sig, _, _)| sig);
     for sig in all {
         process::on_signal(sig, on_signal, &all)?;
     }
+    // Held since before the socket file was bound (`hold`): one that came
+    // in between is handled now, the file removed.
+    process::unblock(&all);
     Ok(())
+}
+
+/// Blocks the handled signals until [`install`] (or a process forked in
+/// between, which installs its own handlers) unblocks them: from the bind
+/// of the socket file on, none may end the helper before the janitor that
+/// removes the file exists. SIGKILL cannot be held.
+pub fn hold() {
+    let _ = process::SignalMask::block(&HANDLED.map(|(sig, _, _)| sig));
 }
 
 /// Tells the handler about the janitor: on a signal, it closes `pipe` (the

@@ -706,3 +706,145 @@ fn a_waiter_killed_at_any_stage_of_start_up_leaves_nothing_behind() {
         let _ = std::fs::remove_file(&sock);
     }
 }
+
+#[test]
+fn no_process_of_the_helper_runs_from_the_host_binary() {
+    if !is_root_here() {
+        skip(
+            "no_process_of_the_helper_runs_from_the_host_binary",
+            "reading another process's /proc/PID/exe needs root (of this namespace)",
+        );
+        return;
+    }
+    let s = Scratch::new();
+    let binary = std::fs::metadata(our_binary()).unwrap();
+    let sock = s.dir.path().join("exe.sock");
+    let log = s.dir.path().join("exe.log");
+    let mut child = listening(&s.export, &sock, &[], &log);
+    let p = processes(child.id() as i32);
+    let mut pids = vec![("server", p.server)];
+    pids.extend(p.waiter.map(|w| ("waiter", w)));
+    pids.extend(p.janitor.map(|j| ("janitor", j)));
+    for (role, pid) in pids {
+        let link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert!(
+            link.to_string_lossy().starts_with("/memfd:"),
+            "the {role}'s exe is {link:?}"
+        );
+        let exe = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert!(
+            (exe.dev(), exe.ino()) != (binary.dev(), binary.ino()),
+            "the {role}'s exe is the host's binary"
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("executable=\"a sealed memfd copy"), "{text}");
+    let _ = UnixStream::connect(&sock).unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_file_on_stdin_or_stdout_does_not_reach_the_server() {
+    if !is_root_here() {
+        skip(
+            "a_file_on_stdin_or_stdout_does_not_reach_the_server",
+            "reading another process's /proc/PID/fd needs root (of this namespace)",
+        );
+        return;
+    }
+    let s = Scratch::new();
+    let secret = s.dir.path().join("secret");
+    std::fs::write(&secret, "host file").unwrap();
+    let sock = s.dir.path().join("stdin.sock");
+    let log = s.dir.path().join("stdin.log");
+    let mut child = Command::new(our_binary())
+        .args(["-n", "-p"])
+        .arg(&s.export)
+        .arg("-s")
+        .arg(&sock)
+        .args(owner_args())
+        .stdin(std::fs::File::open(&secret).unwrap())
+        .stdout(std::fs::File::create(s.dir.path().join("out")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(
+        "the waiting line",
+        Duration::from_secs(10),
+        || { std::fs::read_to_string(&log).is_ok_and(|l| l.contains("waiting for QEMU")) }
+    ));
+    for pid in tree(child.id() as i32) {
+        for fd in [0, 1] {
+            let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+            assert_eq!(target, Path::new("/dev/null"), "{} fd {fd}", comm(pid));
+        }
+    }
+    let _ = UnixStream::connect(&sock).unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_signal_right_after_the_bind_still_removes_the_socket_file() {
+    let s = Scratch::new();
+    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+        for round in 0..10 {
+            let sock = s.dir.path().join(format!("bind-{name}-{round}.sock"));
+            let mut child = Command::new(our_binary())
+                .args(["-n", "-p"])
+                .arg(&s.export)
+                .arg("-s")
+                .arg(&sock)
+                .args(owner_args())
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // As soon as the file exists: before the janitor, in most rounds.
+            let seen = wait_until("the socket file", Duration::from_secs(10), || sock.exists());
+            assert!(seen);
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+                rustix::process::Signal::from_named_raw(sig).unwrap(),
+            )
+            .unwrap();
+            let status = child.wait().unwrap();
+            assert_eq!(
+                status.code(),
+                Some(128 + sig),
+                "{name}, round {round}: {status:?}"
+            );
+            assert!(
+                !sock.exists(),
+                "{name}, round {round}: the socket file is left"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_killed_janitor_is_reported() {
+    let s = Scratch::new();
+    let sock = s.dir.path().join("janitor.sock");
+    let log = s.dir.path().join("janitor.log");
+    let mut child = listening(&s.export, &sock, &[], &log);
+    let janitor = processes(child.id() as i32).janitor.expect("a janitor");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(janitor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    assert!(
+        wait_until("the log line", Duration::from_secs(5), || {
+            std::fs::read_to_string(&log).is_ok_and(|l| {
+                l.contains("the socket-file janitor has ended before QEMU connected")
+            })
+        }),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    // It still serves: QEMU can connect.
+    let _ = UnixStream::connect(&sock).unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&sock);
+}

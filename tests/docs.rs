@@ -143,6 +143,7 @@ fn the_sample_report_has_the_real_reports_lines() {
                         "process server",
                         "process waiter",
                         "process janitor",
+                        "executable",
                     ]
                     .contains(&l.as_str())
             })

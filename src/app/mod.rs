@@ -292,24 +292,36 @@ fn apply_layers(
 /// leftovers) would be held by the server through confinement and reach
 /// the setuid `newuidmap`/`newgidmap`: a directory among them is a host
 /// path beneath every layer. A directory or an `O_PATH` fd on a standard
-/// stream is one too: it becomes /dev/null rather than closed, so that no
-/// file opened later takes its number and gets log lines written into it.
+/// stream is one too, and so is any file on stdin or stdout, which a
+/// serving helper never uses (a host file there could be read, or chowned
+/// through `fchownat(0, "", AT_EMPTY_PATH)`, by a compromised server):
+/// each becomes /dev/null rather than closed, so that no file opened later
+/// takes its number and gets log lines written into it. stderr carries the
+/// log in the foreground; docs/security.md says what that means.
 fn shed_inherited(cli: &Cli) -> Result<(), SetupError> {
     // --sandbox-report serves no connection: its --fd goes too.
     let served = cli.fd.filter(|_| !cli.sandbox_report);
     crate::process::close_all_except(served.as_slice());
     for fd in 0..3 {
         let stream = crate::process::inherited_fd(fd);
-        let directory = rustix::fs::fstat(stream)
+        let st = rustix::fs::fstat(stream);
+        let directory = st
+            .as_ref()
             .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
         let path_only = rustix::fs::fcntl_getfl(stream).is_ok_and(|f| f.contains(OFlags::PATH));
-        if served == Some(fd) || !(directory || path_only) {
+        let dev_null = st.as_ref().is_ok_and(|st| {
+            FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                && st.st_rdev == rustix::fs::makedev(1, 3)
+        });
+        // stdout carries --sandbox-report's report.
+        let unused = fd == 0 || (fd == 1 && !cli.sandbox_report);
+        if served == Some(fd) || dev_null || !(directory || path_only || unused) {
             continue;
         }
         let failed = |what: &str, e: Errno| {
             SetupError(format!(
-                "fd {fd} is a directory or an O_PATH fd, a host path the helper must not \
-                 hold; {what} /dev/null to replace it: {e}"
+                "fd {fd}: a standard stream the helper does not use, or a host path it \
+                 must not hold; {what} /dev/null to replace it: {e}"
             ))
         };
         let null = open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
@@ -420,6 +432,9 @@ fn set_up(
         info!("procfs: not used; this kernel has O_EMPTYPATH, fchmodat2 and the *xattrat calls");
     }
     info!("sandbox: {}", report.summary());
+    if let sandbox::Outcome::Inactive(why) = &report.executable {
+        warn!("the processes run from {why}; a compromised server could chown or chmod it");
+    }
     if !ids.is_identity() {
         info!(
             "id translation: {}; ids no rule covers map to themselves",
@@ -450,7 +465,7 @@ fn connect(pending: Pending) -> Result<OwnedFd, SetupError> {
             janitor,
             path,
         } => {
-            let sock = endpoint::accept_one(listener)?;
+            let sock = endpoint::accept_one(listener, &janitor, &path)?;
             info!(
                 "QEMU connected to {} ({}); the socket file is removed",
                 path.display(),
@@ -475,6 +490,7 @@ pub fn run(cli: Cli, checked: Checked) -> ExitCode {
     if cli.sandbox_report {
         return trial::sandbox_report(&cli, checked);
     }
+    crate::signals::hold();
     let (root, endpoint) = match launch(&cli) {
         Ok(launched) => launched,
         Err(SetupError(msg)) => {

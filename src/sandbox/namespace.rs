@@ -158,6 +158,7 @@ pub fn become_init(seccomp: SeccompMode) -> Result<Waiter, SetupError> {
                 let _ = process::on_signal(sig, forward, &forwarded);
             }
             blocked.restore();
+            process::unblock(&forwarded);
             let line = match super::companions::confine(Process::Waiter, &[], seccomp) {
                 Ok(text) => format!("{text}\n"),
                 Err(why) => format!("FAILS: {}\n", why.replace('\n', " ")),

@@ -54,6 +54,9 @@ pub struct Report {
     pub missing_capabilities: Vec<String>,
     pub landlock: Outcome,
     pub seccomp: Outcome,
+    /// What the processes run from: a sealed memfd copy of the executable,
+    /// or the host's binary (and why).
+    pub executable: Outcome,
     /// The waiter outside the pid namespace: how it confined itself.
     pub waiter: Outcome,
     /// The socket-file janitor (`--socket`): how it confined itself.
@@ -96,6 +99,16 @@ impl Report {
             landlock: not_tried(),
             seccomp: not_tried(),
             waiter: Outcome::Inactive("none (no pid namespace)".into()),
+            executable: if crate::process::runs_from_sealed_copy() {
+                Outcome::Active("a sealed memfd copy: /proc/PID/exe leads to no host file".into())
+            } else {
+                Outcome::Inactive(format!(
+                    "the host's binary ({}): /proc/PID/exe leads to it",
+                    crate::process::NOT_SEALED
+                        .get()
+                        .map_or("not re-executed", String::as_str)
+                ))
+            },
             janitor: Outcome::Inactive("none (--fd: no socket file to remove)".into()),
             nofile: 0,
             features,
@@ -178,7 +191,7 @@ impl Report {
     /// One line for the log.
     pub fn summary(&self) -> String {
         format!(
-            "sandbox=\"{}\" namespaces=\"{}\" userns=\"{}\" ids=\"{}\" export_mount=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} waiter=\"{}\" janitor=\"{}\" nofile={}",
+            "sandbox=\"{}\" namespaces=\"{}\" userns=\"{}\" ids=\"{}\" export_mount=\"{}\" resolver={} readonly={} landlock=\"{}\" seccomp=\"{}\" capabilities={} executable=\"{}\" waiter=\"{}\" janitor=\"{}\" nofile={}",
             self.sandbox.text(),
             self.namespaces.text(),
             self.user_namespace.text(),
@@ -189,6 +202,7 @@ impl Report {
             self.landlock.text(),
             self.seccomp.text(),
             self.capabilities.text(),
+            self.executable.text(),
             self.waiter.text(),
             self.janitor.text(),
             self.nofile
@@ -220,6 +234,7 @@ impl std::fmt::Display for Report {
         if !self.missing_capabilities.is_empty() {
             writeln!(f, "missing:       {}", self.missing_capabilities.join(","))?;
         }
+        writeln!(f, "executable:    {}", self.executable.text())?;
         writeln!(f, "process server:  {}", self.server_text())?;
         writeln!(f, "process waiter:  {}", self.waiter.text())?;
         writeln!(f, "process janitor: {}", self.janitor.text())?;

@@ -41,6 +41,11 @@ const SO_PEERCRED: u64 = 17;
 pub const ALLOWED: &[(libc::c_long, &str)] = &[
     // The socket to QEMU, and logging to stderr or syslog.
     (libc::SYS_accept4, "accepting QEMU's connection (--socket)"),
+    (
+        libc::SYS_ppoll,
+        "waiting for QEMU's connection while watching the janitor",
+    ),
+    (libc::SYS_poll, "the same where the C library uses poll"),
     (libc::SYS_recvfrom, "requests from the socket (recv)"),
     (libc::SYS_sendto, "replies (send) and syslog datagrams"),
     (libc::SYS_sendmsg, "fd replies with SCM_RIGHTS"),
