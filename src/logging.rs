@@ -1,6 +1,11 @@
 //! Logging through `tracing`: to stderr in the foreground, to syslog
 //! (facility daemon, tagged `virtfs-proxy-helper[pid]`) as a daemon.
 //!
+//! Where stderr is the journal's stream (a systemd service: `$JOURNAL_STREAM`
+//! names stderr's device and inode), each stderr line starts with its
+//! syslog priority, `<3>` to `<7>` (sd-daemon(3)), so the journal records
+//! the level and `journalctl -p warning` can filter by it.
+//!
 //! The syslog socket is connected at start-up, before chroot hides
 //! `/dev/log`, and written with one datagram per event.
 //!
@@ -16,7 +21,7 @@ use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketT
 use std::fmt::Write as _;
 use std::io::{self, IoSlice, Write};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -122,6 +127,39 @@ fn log_pid() -> u32 {
     }
 }
 static TARGET: OnceLock<LogTarget> = OnceLock::new();
+/// Stderr is the journal's stream: lines carry a priority prefix.
+static JOURNAL: AtomicBool = AtomicBool::new(false);
+
+/// Whether `$JOURNAL_STREAM` (`DEVICE:INODE`, in decimal, as systemd sets
+/// it) names the file with this device and inode.
+pub fn journal_stream_is(value: &str, dev: u64, ino: u64) -> bool {
+    value
+        .split_once(':')
+        .and_then(|(d, i)| Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?)))
+        == Some((dev, ino))
+}
+
+/// Whether stderr is the journal's stream: only then is a `<N>` prefix
+/// read as a priority (on a terminal or in a file it would be noise).
+fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(stat) = rustix::fs::fstat(rustix::stdio::stderr()) else {
+        return false;
+    };
+    journal_stream_is(&value.to_string_lossy(), stat.st_dev, stat.st_ino)
+}
+
+/// The `<N>` prefix of a stderr line at `severity`, or nothing where stderr
+/// is not the journal.
+fn journal_prefix(severity: u8) -> String {
+    if JOURNAL.load(Ordering::Relaxed) {
+        format!("<{severity}>")
+    } else {
+        String::new()
+    }
+}
 
 fn connect_syslog() -> io::Result<OwnedFd> {
     let sock = rustix::net::socket_with(
@@ -181,7 +219,8 @@ impl Drop for LogLine {
         // A lost log line must never stop the helper: errors are ignored.
         match self.target {
             LogTarget::Stderr => {
-                let mut out = line.into_bytes();
+                let mut out = journal_prefix(self.severity).into_bytes();
+                out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
                 let _ = io::stderr().lock().write_all(&out);
             }
@@ -227,6 +266,7 @@ pub fn init(target: LogTarget, level: Level) -> io::Result<()> {
     let _ = TARGET.set(target);
     match target {
         LogTarget::Stderr => {
+            JOURNAL.store(stderr_is_journal(), Ordering::Relaxed);
             builder.with_writer(Sink(target)).init();
             Ok(())
         }
@@ -249,6 +289,8 @@ pub fn init(target: LogTarget, level: Level) -> io::Result<()> {
 #[derive(Debug)]
 pub struct Prerendered {
     target: LogTarget,
+    /// The journal's priority prefix, before the time stamp (stderr only).
+    prefix: Vec<u8>,
     bytes: Vec<u8>,
 }
 
@@ -259,11 +301,21 @@ impl Prerendered {
     pub fn new(level: Level, message: &str) -> Self {
         let target = TARGET.get().copied().unwrap_or(LogTarget::Stderr);
         let line = sanitize_line(message.as_bytes());
-        let bytes = match target {
-            LogTarget::Stderr => format!(" {level:>5} {line}\n").into_bytes(),
-            LogTarget::Syslog => syslog_datagram(syslog_severity(level), &line).into_bytes(),
+        let (prefix, bytes) = match target {
+            LogTarget::Stderr => (
+                journal_prefix(syslog_severity(level)).into_bytes(),
+                format!(" {level:>5} {line}\n").into_bytes(),
+            ),
+            LogTarget::Syslog => (
+                Vec::new(),
+                syslog_datagram(syslog_severity(level), &line).into_bytes(),
+            ),
         };
-        Prerendered { target, bytes }
+        Prerendered {
+            target,
+            prefix,
+            bytes,
+        }
     }
 
     /// Writes the line with raw syscalls only (no lock, no allocation):
@@ -279,7 +331,11 @@ impl Prerendered {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();
                 let stamp = utc_timestamp(now.as_secs() as i64, i64::from(now.subsec_micros()));
-                let parts = [IoSlice::new(&stamp), IoSlice::new(&self.bytes)];
+                let parts = [
+                    IoSlice::new(&self.prefix),
+                    IoSlice::new(&stamp),
+                    IoSlice::new(&self.bytes),
+                ];
                 let _ = rustix::io::writev(rustix::stdio::stderr(), &parts);
             }
             LogTarget::Syslog => {
@@ -352,6 +408,17 @@ mod tests {
             &utc_timestamp(1_795_830_405, 123_456),
             b"2026-11-28T01:46:45.123456Z"
         );
+    }
+
+    #[test]
+    fn journal_stream_names_one_device_and_inode() {
+        assert!(journal_stream_is("64769:1234567", 64769, 1_234_567));
+        assert!(!journal_stream_is("64769:1234567", 64769, 1_234_568));
+        assert!(!journal_stream_is("64770:1234567", 64769, 1_234_567));
+        for bad in ["", "64769", "64769:", ":1234567", "x:1", "1:2:3", " 1:2"] {
+            assert!(!journal_stream_is(bad, 1, 2), "{bad:?}");
+        }
+        assert!(journal_stream_is("1:2", 1, 2));
     }
 
     #[test]
