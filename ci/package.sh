@@ -2,8 +2,10 @@
 # Builds the Debian package from the portable binary (ci/build-portable.sh:
 # glibc 2.17 and up), installs it next to this host's qemu-system-common,
 # checks the installed binary (--version, the man page, one protocol test
-# against /usr/bin/virtfs-proxy-helper), and removes it again; then the
-# same round trip on Debian 11 and 12 roots (ci/package-roots.sh).
+# against /usr/bin/virtfs-proxy-helper) and the installed systemd units
+# (systemd-analyze verify), and removes it again; then the same round trip
+# on Debian 11 and 12 roots, and on a Debian 13 root the AppArmor profile
+# (ci/package-roots.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # README's "Installing" commands, as written there (tests/readme.rs checks
@@ -35,6 +37,35 @@ command -v virtfs-proxy-helper
 virtfs-proxy-helper --version
 test -e /usr/share/man/man1/virtfs-proxy-helper.1.gz || test -e /usr/share/man/man1/virtfs-proxy-helper.1
 VPH_BIN=/usr/bin/virtfs-proxy-helper cargo test --locked --test requests openat2::
+
+# The systemd units as installed, with this host's systemd-analyze (Debian
+# 12: systemd 252): both templates loaded as instances, every key known,
+# the wrapper they run installed and executable. Any output fails: verify
+# only warns about an unknown key. A booted systemd starting them is not
+# tested here (this machine runs no systemd).
+units=(/lib/systemd/system/virtfs-proxy-helper@.socket /lib/systemd/system/virtfs-proxy-helper@.service)
+verify_units() {
+  local out
+  if ! out=$(systemd-analyze verify "$@" 2>&1) || [ -n "$out" ]; then
+    echo "$out"
+    return 1
+  fi
+}
+command -v systemd-analyze >/dev/null || { echo "package: systemd-analyze is missing: the units cannot be verified" >&2; exit 1; }
+if ! verify_units "${units[@]}" >&2; then
+  echo "package: systemd-analyze verify rejects the installed units ${units[*]} (above)" >&2
+  exit 1
+fi
+# The check itself catches a mistake: a misspelt key in a copy.
+scratch=$(mktemp -d)
+sed 's/^CollectMode=/CollectMod=/' "${units[1]}" > "$scratch/virtfs-proxy-helper@.service"
+if verify_units "$scratch/virtfs-proxy-helper@.service" >/dev/null; then
+  echo "package: systemd-analyze verify let a misspelt key through: the check above proves nothing" >&2
+  exit 1
+fi
+rm -rf "$scratch"
+echo "== systemd units verified: ${units[*]}"
+test -x /usr/lib/virtfs-proxy-helper/instance
 if dpkg -s qemu-system-common >/dev/null 2>&1; then
   test -e /usr/share/man/man1/virtfs-proxy-helper.qemu.1.gz   # QEMU's page, diverted
   zgrep -qF 'sandbox\-report' /usr/share/man/man1/virtfs-proxy-helper.1.gz   # ours
