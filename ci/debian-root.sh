@@ -10,14 +10,15 @@
 # PACKAGEs are installed into the root (once; a cached root gains the ones
 # it lacks). The package round trip (ci/package-roots.sh), QEMU 5.2 as the
 # end-to-end client (ci/e2e.sh --client 5.2) and the 5.10 guest's userland
-# (ci/kernels.sh) use these roots.
+# (ci/kernels.sh) use these roots; trixie's apparmor_parser (AppArmor 4)
+# parses the package's AppArmor profile (ci/package.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suite=${1:?usage: debian-root.sh SUITE [PACKAGE ...]}
 shift
 case "$suite" in
-  bullseye | bookworm) ;;
-  *) echo "debian-root: unsupported suite $suite (bullseye, bookworm)" >&2; exit 2 ;;
+  bullseye | bookworm | trixie) ;;
+  *) echo "debian-root: unsupported suite $suite (bullseye, bookworm, trixie)" >&2; exit 2 ;;
 esac
 if [ "$(id -u)" != 0 ]; then
   echo "debian-root: needs root (debootstrap, chroot)" >&2

@@ -10,7 +10,12 @@
 #   --sandbox-report run; a second dpkg -i of the same version changes
 #   nothing; dpkg -r puts QEMU's man page back and leaves no diversion.
 # In the bookworm root also without qemu-system-common (the original
-# helper's package absent): installs, runs and removes cleanly.
+# helper's package absent): installs, runs and removes cleanly. Debian 11
+# and 12 get no AppArmor profile (their AppArmor cannot parse AppArmor 4's).
+# In a Debian 13 root (trixie, AppArmor 4): postinst installs the profile
+# /etc/apparmor.d/virtfs-proxy-helper, trixie's apparmor_parser parses and
+# compiles it without loading it into a kernel (-Q; this kernel's AppArmor
+# is never touched: the root has no /sys), and dpkg -r removes it.
 # Prints one line per check and "N passed, M failed" last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +73,11 @@ round_trip() {
     [ "$with_qemu" = yes ] && echo ", qemu-system-common $(in_root dpkg-query -W -f='${Version}' qemu-system-common)")"
   check "$label: dpkg -i" in_root dpkg -i /tmp/vph.deb
   check "$label: --version and --sandbox-report run" runs
+  check "$label: the systemd units and their wrapper installed" in_root sh -c '
+    test -f /lib/systemd/system/virtfs-proxy-helper@.socket &&
+    test -f /lib/systemd/system/virtfs-proxy-helper@.service &&
+    test -x /usr/lib/virtfs-proxy-helper/instance'
+  check "$label: no AppArmor profile (no AppArmor 4 here)" in_root test ! -e /etc/apparmor.d/virtfs-proxy-helper
   grep -E '^(kernel|resolver|chroot|landlock|seccomp|result):' "$root/tmp/report" | sed 's/^/     /' || true
   if [ "$with_qemu" = yes ]; then
     check "$label: QEMU's man page diverted, ours in place" sh -c "
@@ -105,5 +115,28 @@ for suite in bookworm bullseye; do
   mounted
   round_trip "Debian $([ "$suite" = bullseye ] && echo 11 || echo 12)" yes
 done
+
+profile=/etc/apparmor.d/virtfs-proxy-helper
+apparmor_round() {
+  cp "$deb" "$root/tmp/vph.deb"
+  echo "== Debian 13: $(in_root sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), $(in_root apparmor_parser --version | head -n 1)"
+  check "Debian 13: dpkg -i" in_root dpkg -i /tmp/vph.deb
+  check "Debian 13: --version runs" runs
+  check "Debian 13: postinst installed the profile as shipped" \
+    in_root cmp /usr/share/virtfs-proxy-helper/apparmor/virtfs-proxy-helper $profile
+  check "Debian 13: apparmor_parser -QTK parses and compiles it (nothing loaded)" in_root apparmor_parser -QTK $profile
+  check "Debian 13: ... one profile, virtfs-proxy-helper" test "$(in_root apparmor_parser -N $profile 2>/dev/null)" = virtfs-proxy-helper
+  # The parser refuses a broken copy: the check above can fail.
+  sed 's/userns,/userns/' "$root$profile" > "$root/tmp/broken-profile"
+  check "Debian 13: ... and refuses a broken copy" sh -c "! chroot '$root' apparmor_parser -QTK /tmp/broken-profile"
+  check "Debian 13: dpkg -r" in_root dpkg -r virtfs-proxy-helper
+  check "Debian 13: the profile removed, nothing left behind" sh -c "
+    ! chroot '$root' test -e $profile && ! chroot '$root' test -e /usr/bin/virtfs-proxy-helper"
+  rm -f "$root/tmp/vph.deb" "$root/tmp/broken-profile"
+}
+root=$(bash ci/debian-root.sh trixie apparmor)
+mounted
+apparmor_round
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]

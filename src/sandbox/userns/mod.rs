@@ -74,8 +74,10 @@ pub fn apparmor_hint() -> Option<String> {
         .is_ok_and(|s| s.trim() == "1");
     on.then(|| {
         "AppArmor restricts unprivileged user namespaces here \
-         (kernel.apparmor_restrict_unprivileged_userns=1): give this binary a profile \
-         with `userns,`, or set the sysctl to 0"
+         (kernel.apparmor_restrict_unprivileged_userns=1): load the profile the package \
+         installs, which allows `userns,` (apparmor_parser -r \
+         /etc/apparmor.d/virtfs-proxy-helper; it attaches to /usr/bin/virtfs-proxy-helper, \
+         so a binary elsewhere needs its own), or set the sysctl to 0"
             .to_string()
     })
 }
