@@ -97,6 +97,44 @@ refused. \fB:map:\fIkey\fB:\fIprepend\fB:\fR, last, stores guest names
 starting with key as prepend+name and refuses guest names that already
 carry prepend, so the prefix cannot be forged. Example:
 \fB\-\-xattrmap ":map:security.:user.virtiofs.:"\fR.
+.SH RUNNING AS A SERVICE
+The package installs systemd units for one socket per export and one
+helper per connection: \fBvirtfs\-proxy\-helper@\fINAME\fB.socket\fR
+listens on \fI/run/virtfs\-proxy\-helper/NAME.sock\fR (mode 0660), and each
+connection starts \fBvirtfs\-proxy\-helper@.service\fR (Accept=yes) with the
+connected socket as fd 3, which runs \fBvirtfs\-proxy\-helper \-\-nodaemon
+\-\-fd 3 \-\-path\fR \fIEXPORT\fR and the instance's OPTIONS. The export is configured in
+\fI/etc/virtfs\-proxy\-helper/NAME.conf\fR (NAME: letters, digits, _, \- and
+\&., not first), KEY=VALUE lines, \fB#\fR starting a comment line, a value
+optionally quoted with ' or " (the file is parsed, never run as shell):
+.TP
+\fBEXPORT=\fIpath\fR
+the directory to export (required; absolute, not a symlink)
+.TP
+\fBSOCKET_USER=\fIuser\fR, \fBSOCKET_GROUP=\fIgroup\fR
+owner and group of the socket, QEMU's (names or numbers; root if unset)
+.TP
+\fBOPTIONS=\fIoptions\fR
+more options, split at whitespace (\fB\-\-readonly\fR, \fB\-\-log\-level\fR,
+\fB\-\-uid\-map\fR, ...); \fB\-\-nodaemon\fR, \fB\-\-fd\fR, \fB\-\-path\fR and the
+socket\-file options are the unit's
+.PP
+Then \fBsystemctl enable \-\-now virtfs\-proxy\-helper@\fINAME\fB.socket\fR,
+and QEMU connects with
+\fB\-fsdev proxy,id=fs0,socket=/run/virtfs\-proxy\-helper/\fINAME\fB.sock\fR.
+The socket unit checks the instance file before it listens and gives the
+socket to SOCKET_USER and SOCKET_GROUP right after; a missing or bad file
+fails the socket unit, or the connection, with one line naming the file
+and what is wrong. An example is in
+\fI/usr/share/doc/virtfs\-proxy\-helper/examples/\fR. The service's
+sandboxing directives, and the ones left out, say why in the unit file;
+with ProtectSystem=full an export under /usr, /boot, /efi or /etc is
+served read\-only. Where AppArmor 4 is installed, the package also installs
+and loads \fI/etc/apparmor.d/virtfs\-proxy\-helper\fR, which lets an
+ordinary user's helper create its user namespace under
+kernel.apparmor_restrict_unprivileged_userns=1
+(\fBapparmor_parser \-r /etc/apparmor.d/virtfs\-proxy\-helper\fR loads it
+again).
 .SH LOGGING
 Without \fB\-\-nodaemon\fR the helper detaches once set\-up has succeeded and
 logs to syslog, facility daemon, tagged \fBvirtfs\-proxy\-helper[PID]\fR (read
@@ -109,6 +147,9 @@ the export's mount flags, the resolver, Landlock, seccomp and the
 capabilities kept. Refused escape attempts are
 warnings naming the request type and the path. Paths and names from the
 guest are written with control characters and invalid bytes escaped.
+Where standard error is the journal's stream (\fB$JOURNAL_STREAM\fR names
+it, as for a systemd service), each line starts with its syslog priority,
+\fB<3>\fR to \fB<7>\fR, so the journal keeps the levels.
 .SH EXIT STATUS
 Every set\-up failure is reported before the command returns, in daemon
 mode too: the launching process waits for the detached helper to report.
