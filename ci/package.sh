@@ -5,7 +5,8 @@
 # against /usr/bin/virtfs-proxy-helper) and the installed systemd units
 # (systemd-analyze verify), and removes it again; then the same round trip
 # on Debian 11 and 12 roots, and on a Debian 13 root the AppArmor profile
-# (ci/package-roots.sh).
+# (ci/package-roots.sh); and the units under a booted systemd, in a
+# Debian 12 container (ci/service-boot.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # README's "Installing" commands, as written there (tests/readme.rs checks
@@ -41,8 +42,8 @@ VPH_BIN=/usr/bin/virtfs-proxy-helper cargo test --locked --test requests openat2
 # The systemd units as installed, with this host's systemd-analyze (Debian
 # 12: systemd 252): both templates loaded as instances, every key known,
 # the wrapper they run installed and executable. Any output fails: verify
-# only warns about an unknown key. A booted systemd starting them is not
-# tested here (this machine runs no systemd).
+# only warns about an unknown key. ci/service-boot.sh, below, starts them
+# under a booted systemd.
 units=(/lib/systemd/system/virtfs-proxy-helper@.socket /lib/systemd/system/virtfs-proxy-helper@.service)
 verify_units() {
   local out
@@ -80,6 +81,8 @@ fi
 echo "== package installed, tested and removed"
 
 bash ci/package-roots.sh "$deb"
+# README's command, as written there (the glob is the one package above).
+bash ci/service-boot.sh target/x86_64-unknown-linux-gnu/debian/virtfs-proxy-helper_*.deb
 
 # The other way README gives: cargo install, here into a scratch root so
 # the machine's ~/.cargo/bin is left alone.

@@ -6,11 +6,12 @@
 //! on stderr; and the helper under the unit's capability bounding set,
 //! `no_new_privs` and a read-only `/usr` and `/etc` (what the unit's
 //! `CapabilityBoundingSet=`, `NoNewPrivileges=` and `ProtectSystem=full`
-//! impose). Not here: a booted systemd starting the units (the unit files
-//! are checked by `systemd-analyze verify` in ci/package.sh), and the
+//! impose). Not here: a booted systemd starting the units, with the
 //! unit's seccomp-based directives (RestrictNamespaces=,
 //! RestrictAddressFamilies=, MemoryDenyWriteExecute=, LockPersonality=,
-//! RestrictRealtime=, SystemCallArchitectures=).
+//! RestrictRealtime=, SystemCallArchitectures=): ci/service-boot.sh boots
+//! a Debian 12 container for that, and ci/package.sh runs
+//! `systemd-analyze verify` on the installed units.
 
 mod common;
 
