@@ -13,6 +13,10 @@
 #     (NoNewPrivs, the bounding set, seccomp filters, read from its
 #     /proc status while connected) and ends with status 0;
 #   - as uid 1000 (neither owner nor group) connecting is refused;
+#   - QEMU 7.2 (this host's, run as nobody) connects to the socket, which
+#     the container's /run/virtfs-proxy-helper shares with the host (a
+#     bind mount), with -fsdev proxy,socket=...; its helper serves until
+#     QEMU ends, then ends with status 0;
 #   - the helper's lines reach the journal with their priorities (info
 #     lines at 6; none of them under -p warning);
 #   - an instance file broken after the socket started (EXPORT a symlink)
@@ -63,6 +67,9 @@ cleanup() {
 }
 trap cleanup EXIT
 cp -a "$base" "$root"
+# The socket directory, shared with the host for QEMU.
+chmod 755 "$scratch"
+mkdir -m 755 "$scratch/run"
 cp "$deb" "$root/tmp/vph.deb"
 chroot "$root" dpkg -i /tmp/vph.deb >/dev/null
 rm "$root/tmp/vph.deb"
@@ -105,6 +112,7 @@ EOF
 chmod 755 "$root/usr/local/bin/vph-lstat"
 
 systemd-nspawn -q -D "$root" -M "$machine" -b --register=no --keep-unit --console=passive \
+  --bind="$scratch/run:/run/virtfs-proxy-helper" \
   > "$scratch/nspawn.log" 2>&1 &
 nspawn_pid=$!
 # The container's PID 1, then its boot finished (running or degraded: the
@@ -182,6 +190,34 @@ check "uid 1000 (neither owner nor group) may not connect" sh -c "
 check "the helper's info lines in the journal at priority 6" sh -c "
   nsenter -t $pid -a journalctl --no-pager -o cat -p 6..6 -t virtfs-proxy-helper | grep -q 'INFO serving the connection inherited as fd 3'"
 check "... and none at a higher one" sh -c "! nsenter -t $pid -a journalctl --no-pager -o cat -p 0..5 -t virtfs-proxy-helper | grep -q INFO"
+
+# QEMU as the client, as the socket's user, from the host.
+qemu_client() {
+  command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 is not installed (ci/install-deps.sh installs it)"; return 1; }
+  local before qemu n
+  before=$(journal -o cat -t virtfs-proxy-helper | grep -c 'client disconnected' || true)
+  setpriv --reuid=65534 --regid=65534 --clear-groups qemu-system-x86_64 -machine pc -nodefaults -display none \
+    -fsdev proxy,id=fs0,socket="$scratch/run/good.sock" -device virtio-9p-pci,fsdev=fs0,mount_tag=share \
+    > "$scratch/qemu.log" 2>&1 &
+  qemu=$!
+  for _ in $(seq 100); do
+    journal -o cat -t virtfs-proxy-helper | grep -q 'inherited as fd 3 (pid [0-9]*, uid 65534, gid 65534).*' \
+      && [ "$(journal -o cat -t virtfs-proxy-helper | grep -c 'inherited as fd 3')" -ge 2 ] && break
+    sleep 0.1
+  done
+  kill -0 "$qemu" || { echo "QEMU ended early: $(cat "$scratch/qemu.log")"; return 1; }
+  [ "$(journal -o cat -t virtfs-proxy-helper | grep -c 'inherited as fd 3')" -ge 2 ] || { echo "no helper for QEMU's connection"; return 1; }
+  kill -TERM "$qemu"
+  wait "$qemu" || true
+  for _ in $(seq 50); do
+    n=$(journal -o cat -t virtfs-proxy-helper | grep -c 'client disconnected' || true)
+    [ "$n" -gt "$before" ] && return 0
+    sleep 0.1
+  done
+  echo "the helper did not end cleanly after QEMU: $(journal -o cat -t virtfs-proxy-helper | tail -n 3)"
+  return 1
+}
+check "QEMU 7.2 as nobody connects with -fsdev proxy,socket=; its helper ends with status 0" qemu_client
 
 # The instance file broken while the socket listens: the next connection
 # fails with one line at priority err.
