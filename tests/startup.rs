@@ -236,6 +236,24 @@ fn a_missing_procfs_is_reported_before_the_command_returns() {
     } else {
         served(&out);
     }
+    // An explicit --sandbox namespace does not fall back: where the kernel
+    // refuses its procfs, it says so and why.
+    // (A /proc hidden by a mount over it still counts as visible to the
+    // kernel's check, so it may well serve.)
+    let mut cmd = command(true, &["--sandbox", "namespace"]);
+    assert!(hide_proc(&mut cmd));
+    let out = cmd.output().unwrap();
+    if out.status.code() == Some(1) {
+        assert!(
+            text(&out).contains("--sandbox namespace: a private procfs: fsmount")
+                || text(&out).contains("--sandbox namespace: the kernel refused"),
+            "{}",
+            text(&out)
+        );
+        assert!(!sock.exists());
+    } else {
+        served(&out);
+    }
     if procfs_free {
         skip(
             "a_missing_procfs_is_reported_before_the_command_returns (failure part)",
