@@ -5,6 +5,8 @@
 # the package installed in it, two instances configured and their sockets
 # enabled, then booted with `systemd-nspawn -b` (systemd 252 as the
 # container's PID 1; this host needs none). Inside the booted container:
+#   - systemd-analyze verify of the installed units in Debian 11 and 13
+#     roots with systemd (247 and 257), any output failing;
 #   - the good instance's socket listens, 0660 nobody:nogroup (ExecStartPost);
 #   - the bad one (EXPORT missing) failed in ExecStartPre, its line in the
 #     journal at priority err;
@@ -35,23 +37,29 @@ command -v systemd-nspawn >/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd-container >/dev/null
 }
 
-base=/var/cache/vph-roots/bookworm-systemd
-if [ ! -e "$base/.complete" ]; then
-  src=$(bash ci/debian-root.sh bookworm)
-  echo "service-boot: a bookworm root with systemd in $base" >&2
-  rm -rf "$base"
-  cp -a "$src" "$base"
-  rm -f "$base/.complete"
-  unshare --mount --propagation private sh -ec '
-    root=$1
-    mount -t proc proc "$root/proc"
-    export DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin
-    chroot "$root" apt-get update -qq
-    chroot "$root" apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
-      systemd systemd-sysv python3-minimal >/dev/null
-  ' sh "$base"
-  echo bookworm-systemd > "$base/.complete"
-fi
+# A root of SUITE with systemd, cached as /var/cache/vph-roots/SUITE-systemd;
+# prints its path.
+systemd_root() {
+  local suite=$1 base=/var/cache/vph-roots/$1-systemd src
+  if [ ! -e "$base/.complete" ]; then
+    src=$(bash ci/debian-root.sh "$suite")
+    echo "service-boot: a $suite root with systemd in $base" >&2
+    rm -rf "$base"
+    cp -a "$src" "$base"
+    rm -f "$base/.complete"
+    unshare --mount --propagation private sh -ec '
+      root=$1
+      mount -t proc proc "$root/proc"
+      export DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin
+      chroot "$root" apt-get update -qq
+      chroot "$root" apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
+        systemd systemd-sysv python3-minimal >/dev/null
+    ' sh "$base" >&2
+    echo "$suite-systemd" > "$base/.complete"
+  fi
+  echo "$base"
+}
+base=$(systemd_root bookworm)
 
 machine=vph-service-boot
 scratch=$(mktemp -d /var/tmp/vph-service-boot.XXXXXX)
@@ -150,9 +158,36 @@ check() {
     failed=$((failed + 1))
   fi
 }
+# The units as Debian 11's systemd 247 and Debian 13's 257 read them:
+# systemd-analyze verify in a root of each, the package installed, /proc
+# mounted, --man=no (minbase has no man). Any line naming our units or
+# wrapper fails, as does a non-zero status; lines about the root's own
+# files (trixie's tmpfiles.d duplicates) are let pass. /sys is the host's
+# (247 looks up its cgroup there), in a mount namespace that dies with
+# the command.
+verify_in() {
+  local suite=$1 copy=$scratch/verify-$1 out
+  cp -a "$(systemd_root "$suite")" "$copy"
+  cp "$deb" "$copy/tmp/vph.deb"
+  chroot "$copy" dpkg -i /tmp/vph.deb >/dev/null 2>&1 || { echo "dpkg -i failed in the $suite root"; return 1; }
+  if ! out=$(unshare --mount --propagation private sh -c '
+      mount -t proc proc "$1/proc" && mount --rbind /sys "$1/sys" && mount --make-rslave "$1/sys" &&
+      chroot "$1" systemd-analyze verify --man=no \
+        /lib/systemd/system/virtfs-proxy-helper@.socket /lib/systemd/system/virtfs-proxy-helper@.service
+    ' sh "$copy" 2>&1) || echo "$out" | grep -q 'virtfs-proxy-helper'; then
+    echo "$out"
+    return 1
+  fi
+  rm -rf "$copy"
+}
+
 echo "== booted: $(inside sh -c '. /etc/os-release; echo "$PRETTY_NAME"'), $(inside systemctl --version | head -n 1)"
 
 sock=/run/virtfs-proxy-helper/good.sock
+for suite in bullseye trixie; do
+  version=$(chroot "$(systemd_root "$suite")" systemd-analyze --version | head -n 1 | awk '{print $1, $2}')
+  check "systemd-analyze verify in a $suite root ($version): the units as installed, no warning" verify_in "$suite"
+done
 check "good.socket listens" inside systemctl is-active --quiet virtfs-proxy-helper@good.socket
 check "its socket is 0660 nobody:nogroup" test "$(inside stat -c '%a %U %G' $sock)" = "660 nobody nogroup"
 check "bad.socket failed in ExecStartPre" test "$(inside systemctl is-failed virtfs-proxy-helper@bad.socket)" = failed
