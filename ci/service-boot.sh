@@ -22,7 +22,9 @@
 #   - the helper's lines reach the journal with their priorities (info
 #     lines at 6; none of them under -p warning);
 #   - an instance file broken after the socket started (EXPORT a symlink)
-#     fails the next connection with one line at priority err.
+#     fails the next connection with one line at priority err;
+#   - dpkg -r under the running systemd stops the sockets and systemd
+#     forgets the units; dpkg -i again, and the socket starts.
 #
 #   bash ci/service-boot.sh DEB
 #
@@ -261,6 +263,21 @@ check "a connection after EXPORT became a symlink gets no reply" sh -c "! nsente
 sleep 0.5
 check "... and the journal says why, at priority err" sh -c "nsenter -t $pid -a journalctl --no-pager -o cat -p err -t virtfs-proxy-helper |
   grep -qF 'virtfs-proxy-helper@good: /etc/virtfs-proxy-helper/good.conf: EXPORT=/srv/link is a symlink'"
+
+# The maintainer scripts under a running systemd: dpkg -r stops the
+# sockets (prerm) and systemd forgets the units (postrm's daemon-reload);
+# dpkg -i again (postinst's daemon-reload) and the socket starts again.
+inside sh -c 'printf "EXPORT=/srv/share\nSOCKET_USER=nobody\nSOCKET_GROUP=nogroup\n" > /etc/virtfs-proxy-helper/good.conf'
+check "dpkg -r under the running systemd" inside dpkg -r virtfs-proxy-helper
+check "... stopped the sockets (prerm) and the socket file is gone" sh -c "
+  ! nsenter -t $pid -a systemctl is-active --quiet virtfs-proxy-helper@good.socket && ! nsenter -t $pid -a test -e $sock"
+check "... and systemd no longer finds the units" \
+  test "$(inside systemctl show -p LoadState --value virtfs-proxy-helper@good.socket)" = not-found
+cp "$deb" "/proc/$pid/root/var/tmp/vph.deb"
+check "dpkg -i again under the running systemd" inside dpkg -i /var/tmp/vph.deb
+check "... and the socket starts and listens again" sh -c "
+  nsenter -t $pid -a systemctl start virtfs-proxy-helper@good.socket &&
+  test \"\$(nsenter -t $pid -a stat -c '%a %U %G' $sock)\" = '660 nobody nogroup'"
 
 kill -RTMIN+4 "$pid" 2>/dev/null || true   # systemd's poweroff signal
 for _ in $(seq 50); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
