@@ -22,8 +22,5 @@ fn main() -> ExitCode {
         // Exit status 2, like every other misuse of the command line.
         Err(msg) => Cli::command().error(ErrorKind::ValueValidation, msg).exit(),
     };
-    // From here on no process of the helper runs from the host's binary
-    // (its /proc/PID/exe would lead there).
-    virtfs_proxy_helper::process::reexec_from_sealed_copy();
     app::run(cli, checked)
 }

@@ -85,20 +85,23 @@ impl ProcSelfFd {
     }
 
     /// `self/fd` of a procfs instance of this process's own pid namespace,
-    /// made with `fsopen`/`fsmount` and never attached anywhere: the
-    /// namespace sandbox's server holds no host procfs, so neither its
-    /// working directory nor any fd it holds leads to another process's
-    /// `root` or `cwd` (in a pid namespace of its own, it is the only
-    /// process such an instance shows). `subset=pid` (Linux 5.8+) leaves
-    /// out everything but the pid directories.
+    /// and nothing else of it: the namespace sandbox's server holds no host
+    /// procfs, so neither its working directory nor any fd it holds leads
+    /// to another process's `root` or `cwd` (in a pid namespace of its own,
+    /// it is the only process such an instance shows, `subset=pid` leaving
+    /// out everything but the pid directories); and since what it holds is
+    /// a bind mount of `self/fd` alone, whose `..` is itself, not even its
+    /// own `exe` (a magic link to the host's binary, which a server with
+    /// CAP_CHOWN could otherwise chown) is in reach: only its own fds are.
     ///
-    /// In a user namespace the kernel allows it only while a fully visible
-    /// procfs is mounted in the mount namespace (the host's `/proc`, before
-    /// `pivot_root`), so call it before.
+    /// The instance is mounted over `/proc` in the server's mount namespace
+    /// (gone with the old root at `pivot_root`), `self/fd` cloned from it.
+    /// Call it before `pivot_root`: in a user namespace the kernel allows a
+    /// new procfs only while a fully visible one is mounted there.
     pub fn open_private() -> Result<Self, String> {
         use rustix::mount::{
-            FsMountFlags, FsOpenFlags, MountAttrFlags, fsconfig_create, fsconfig_set_string,
-            fsmount, fsopen,
+            FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+            fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
         };
         let step = |what: &str, e: Errno| format!("a private procfs: {what}: {e}");
         let fs = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| step("fsopen", e))?;
@@ -118,13 +121,23 @@ impl ProcSelfFd {
             }
             why
         })?;
-        let dir = openat(
+        // Attached, so that a subtree of it can be cloned (a detached
+        // mount's cannot be before Linux 6.15), and so that closing `mnt`
+        // dissolves nothing (which would wait for an RCU grace period).
+        move_mount(
             &mnt,
-            "self/fd",
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
+            "",
+            rustix::fs::CWD,
+            "/proc",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
-        .map_err(|e| step("opening self/fd", e))?;
+        .map_err(|e| step("mounting it over /proc in the server's mount namespace", e))?;
+        let dir = open_tree(
+            rustix::fs::CWD,
+            "/proc/self/fd",
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(|e| step("cloning self/fd", e))?;
         if fstatfs(&dir).map_err(|e| step("fstatfs", e))?.f_type != PROC_SUPER_MAGIC {
             return Err(step("not procfs", Errno::NODEV));
         }

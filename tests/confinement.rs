@@ -127,6 +127,23 @@ fn leads_only_into_the_export(
         return problems;
     }
     let is_proc = fstatfs(&top).is_ok_and(|s| s.f_type == PROC_SUPER_MAGIC);
+    if is_proc {
+        // No executable in reach: a magic link to the host's binary, which
+        // CAP_CHOWN could chown (a sealed memfd copy would be harmless).
+        for exe in ["exe", "self/exe", "1/exe"] {
+            if let Ok(fd) = openat(&top, exe, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
+                let link = rustix::fs::readlinkat(&top, exe, Vec::new()).unwrap_or_default();
+                if !link.to_string_lossy().starts_with("/memfd:") {
+                    problems.push(format!(
+                        "{what}: {exe} reaches {:?} (dev {} ino {})",
+                        link,
+                        dev_ino(&fd).0,
+                        dev_ino(&fd).1
+                    ));
+                }
+            }
+        }
+    }
     if !is_proc {
         if top_id != export {
             problems.push(format!(
@@ -136,11 +153,31 @@ fn leads_only_into_the_export(
         }
         return problems;
     }
-    let dup = open_dir_at(&top, ".").expect("reopen the procfs root");
-    let pids: Vec<String> = rustix::fs::Dir::read_from(&dup)
-        .expect("list the procfs")
+    let dup = open_dir_at(&top, ".").expect("reopen the procfs directory");
+    let names: Vec<String> = rustix::fs::Dir::read_from(&dup)
+        .expect("list the procfs directory")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    if !names.iter().any(|n| n == "self") {
+        // Not a procfs root: a `fd` directory, whose entries are magic
+        // links to the fds the server holds; each directory among them
+        // must lead into the export too.
+        for n in &names {
+            if let Some(next) = open_dir_at(&top, n) {
+                problems.extend(leads_only_into_the_export(
+                    &format!("{what} -> fd {n}"),
+                    next,
+                    export,
+                    visited,
+                ));
+            }
+        }
+        return problems;
+    }
+    let pids: Vec<String> = names
+        .into_iter()
         .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
         .collect();
     if pids != ["1"] {
@@ -707,20 +744,33 @@ fn a_waiter_killed_at_any_stage_of_start_up_leaves_nothing_behind() {
     }
 }
 
+/// Under `--sandbox chroot` the server holds the host's procfs, whose
+/// `/proc/PID/exe` would lead to the host's binary: every process runs
+/// from a sealed memfd copy there. (Under the namespace sandbox the server
+/// holds none of that procfs: `no_host_path_from_the_serving_process`.)
 #[test]
-fn no_process_of_the_helper_runs_from_the_host_binary() {
+fn under_chroot_no_process_of_the_helper_runs_from_the_host_binary() {
     if !is_root_here() {
         skip(
-            "no_process_of_the_helper_runs_from_the_host_binary",
+            "under_chroot_no_process_of_the_helper_runs_from_the_host_binary",
             "reading another process's /proc/PID/exe needs root (of this namespace)",
         );
         return;
     }
     let s = Scratch::new();
+    let root = std::fs::File::open(&s.export).unwrap();
+    if virtfs_proxy_helper::syscalls::Features::probe(std::os::fd::AsFd::as_fd(&root)).procfs_free()
+    {
+        skip(
+            "under_chroot_no_process_of_the_helper_runs_from_the_host_binary",
+            "this kernel needs no procfs: none is held, no copy is made",
+        );
+        return;
+    }
     let binary = std::fs::metadata(our_binary()).unwrap();
     let sock = s.dir.path().join("exe.sock");
     let log = s.dir.path().join("exe.log");
-    let mut child = listening(&s.export, &sock, &[], &log);
+    let mut child = listening(&s.export, &sock, &["--sandbox", "chroot"], &log);
     let p = processes(child.id() as i32);
     let mut pids = vec![("server", p.server)];
     pids.extend(p.waiter.map(|w| ("waiter", w)));

@@ -144,10 +144,16 @@ pub fn become_init(seccomp: SeccompMode) -> Result<Waiter, SetupError> {
                 Some(why) => Err(why.to_owned()),
                 None => Ok(line),
             };
-            Ok(Waiter {
-                watch: ParentWatch::new(read_end),
-                confinement,
-            })
+            // The waiter may have written its line and died before the
+            // death signal above was armed (which then never fires): its
+            // closed write end says so.
+            let watch = ParentWatch::new(read_end);
+            if !watch.parent_alive() {
+                return Err(SetupError(
+                    "the waiter outside the pid namespace ended during start-up".into(),
+                ));
+            }
+            Ok(Waiter { watch, confinement })
         }
         Ok(Forked::Parent(init)) => {
             drop(read_end);
