@@ -23,8 +23,6 @@
 //! - [`process`]: fork, wait, `_exit`, signal masks and handlers,
 //!   `unshare`: with
 //!   [`syscalls`], the rooms for raw calls
-//! - [`executable`]: a sealed copy of the executable where `/proc/PID/exe`
-//!   is in the server's reach
 //! - [`signals`]: SIGINT and SIGTERM
 //! - [`app`], [`cli`], [`logging`]: start-up, command line, logs
 
@@ -34,7 +32,6 @@ pub mod daemon;
 pub mod deferred_close;
 pub mod endpoint;
 pub mod error;
-pub mod executable;
 pub mod export;
 pub mod idmap;
 pub mod logging;

@@ -77,6 +77,47 @@ impl ProcSelfFd {
         Ok(ProcSelfFd { dir })
     }
 
+    /// `/proc/self/fd` of the host's procfs, and nothing else of it: a
+    /// detached bind mount (`open_tree` clone) of that one directory, whose
+    /// `..` is itself. What the chroot sandbox's server holds: the directory
+    /// itself lies outside the chroot, and `..` from it would lead to the
+    /// host's `/`, where CAP_CHOWN and CAP_FOWNER change any file
+    /// (Landlock stops opens, not chmod or chown). In a user namespace of
+    /// the helper's own, the clone needs a mount namespace of its own too,
+    /// which it makes (nothing is mounted in it).
+    pub fn open_confined() -> Result<Self, String> {
+        use rustix::mount::{OpenTreeFlags, open_tree};
+        // Opened anew each time: a clone must come from the caller's
+        // current mount namespace.
+        let clone = || {
+            let host = Self::open()?;
+            open_tree(
+                &host.dir,
+                "",
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH,
+            )
+        };
+        let dir = clone()
+            .or_else(|e| match e {
+                Errno::PERM => {
+                    crate::process::unshare_namespaces(rustix::thread::UnshareFlags::NEWNS)
+                        .map_err(|_| e)
+                        .and_then(|()| clone())
+                }
+                e => Err(e),
+            })
+            .map_err(|e| {
+                format!(
+                    "cloning /proc/self/fd ({e}): without the clone the server would hold the \
+                     host's procfs, from which `..` leads to the host's /; run as root (or \
+                     root of a user namespace), or with --sandbox namespace"
+                )
+            })?;
+        Ok(ProcSelfFd { dir })
+    }
+
     /// Opens the very inode `fd` refers to with `flags`, which must not
     /// contain `O_NOFOLLOW` (it would refuse the magic link itself) nor
     /// `O_CREAT` ([`crate::export::Export::reopen`] strips both).

@@ -1,13 +1,10 @@
-//! Step 1, in the launching process: the launcher's fds shed, the
-//! executable sealed where the server could reach it, the export root and
-//! the endpoint (the socket file bound, or the `--fd` socket taken).
+//! Step 1, in the launching process: the launcher's fds shed, the export
+//! root and the endpoint (the socket file bound, or the `--fd` socket taken).
 
-use super::Checked;
 use crate::cli::Cli;
 use crate::endpoint::{self, SocketFile};
 use crate::error::SetupError;
-use crate::sandbox;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::fs::{FileType, Mode, OFlags, open};
 use rustix::io::Errno;
 
@@ -35,13 +32,12 @@ pub(super) fn open_root(cli: &Cli) -> Result<OwnedFd, SetupError> {
 /// socket stay. Anything else (a shell's `10</`, a service manager's
 /// leftovers) would be held by the server through confinement and reach
 /// the setuid `newuidmap`/`newgidmap`: a directory among them is a host
-/// path beneath every layer. A directory or an `O_PATH` fd on a standard
-/// stream is one too, and so is any file on stdin or stdout, which a
-/// serving helper never uses (a host file there could be read, or chowned
-/// through `fchownat(0, "", AT_EMPTY_PATH)`, by a compromised server):
-/// each becomes /dev/null rather than closed, so that no file opened later
-/// takes its number and gets log lines written into it. stderr carries the
-/// log in the foreground; docs/security.md says what that means.
+/// path beneath every layer. A standard stream the helper does not use
+/// (stdin; stdout but for `--sandbox-report`'s report), or one that is a
+/// directory, an `O_PATH` fd or `/dev/null`, becomes a dead pipe end
+/// ([`dead_end`]). stderr carries the log in the foreground: a file or a
+/// terminal there is the launcher's choice, and docs/security.md says what
+/// a compromised server can do to it.
 pub(super) fn shed_inherited(cli: &Cli) -> Result<(), SetupError> {
     // --sandbox-report serves no connection: its --fd goes too.
     let served = cli.fd.filter(|_| !cli.sandbox_report);
@@ -57,49 +53,31 @@ pub(super) fn shed_inherited(cli: &Cli) -> Result<(), SetupError> {
             FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
                 && st.st_rdev == rustix::fs::makedev(1, 3)
         });
-        // stdout carries --sandbox-report's report.
         let unused = fd == 0 || (fd == 1 && !cli.sandbox_report);
-        if served == Some(fd) || dev_null || !(directory || path_only || unused) {
-            continue;
+        if served != Some(fd) && (directory || path_only || dev_null || unused) {
+            dead_end(fd)?;
         }
-        let failed = |what: &str, e: Errno| {
-            SetupError(format!(
-                "fd {fd}: a standard stream the helper does not use, or a host path it \
-                 must not hold; {what} /dev/null to replace it: {e}"
-            ))
-        };
-        let null = open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| failed("opening", e))?;
-        match fd {
-            0 => rustix::stdio::dup2_stdin(&null),
-            1 => rustix::stdio::dup2_stdout(&null),
-            _ => rustix::stdio::dup2_stderr(&null),
-        }
-        .map_err(|e| failed("duplicating", e))?;
     }
     Ok(())
 }
 
-/// Under `--sandbox chroot` or `none` the server holds the host's procfs
-/// (where the kernel needs one), and through it `/proc/self/exe`, a magic
-/// link to the host's binary that a server with CAP_CHOWN could chown:
-/// there, every process of the helper runs from a sealed copy instead
-/// ([`crate::executable::reexec_from_sealed_copy`], about 1.5 ms). The
-/// namespace sandbox's server holds only `self/fd` of its own procfs, so
-/// it needs none.
-pub(super) fn seal_executable_where_reachable(cli: &Cli, checked: &Checked) {
-    use sandbox::{Choice, SandboxRequest};
-    if !matches!(
-        checked.sandbox,
-        SandboxRequest::Explicit(Choice::Chroot | Choice::None)
-    ) {
-        return;
+/// Makes standard stream `fd` (0, 1 or 2) one end of a pipe whose other
+/// end is closed: reads see EOF, writes EPIPE (SIGPIPE is ignored). Not
+/// `/dev/null`: that is a host inode, which a compromised server with
+/// CAP_FOWNER and CAP_CHOWN could chmod or chown for the whole host
+/// (`fchmodat(0, "", AT_EMPTY_PATH)`); a pipe is anonymous. Never closed
+/// outright, so that no file opened later takes the number and gets log
+/// lines written into it.
+pub(super) fn dead_end(fd: i32) -> Result<(), SetupError> {
+    let failed = |e: Errno| SetupError(format!("replacing standard stream {fd} with a pipe: {e}"));
+    let (read_end, write_end) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(failed)?;
+    match fd {
+        0 => rustix::stdio::dup2_stdin(&read_end),
+        1 => rustix::stdio::dup2_stdout(&write_end),
+        _ => rustix::stdio::dup2_stderr(&write_end),
     }
-    let procfs_free = open_root(cli)
-        .is_ok_and(|root| crate::syscalls::Features::probe(root.as_fd()).procfs_free());
-    if !procfs_free {
-        crate::executable::reexec_from_sealed_copy();
-    }
+    .map_err(failed)
 }
 
 /// Steps 1: the export root and the endpoint, in the launching process.

@@ -20,7 +20,7 @@
 mod launch;
 mod trial;
 
-use self::launch::{Endpoint, launch, open_root, seal_executable_where_reachable, shed_inherited};
+use self::launch::{Endpoint, launch, open_root, shed_inherited};
 
 use crate::cli::{Cli, ResolverChoice};
 use crate::daemon::{self, Detached, ReadyPipe};
@@ -157,8 +157,9 @@ fn prepare(
     isolation: &mut Isolation,
 ) -> (Prepared, Report) {
     let features = crate::syscalls::Features::probe(root);
-    let host_procfs = || match ProcSelfFd::open() {
-        Ok(proc) => (Some(proc), sandbox::Outcome::Active("/proc/self/fd".into())),
+    // Under chroot, a clone of self/fd alone (`..` from the host's would
+    // leave the chroot); under `none` the host's tree is in reach anyway.
+    let host_procfs = |kind: &sandbox::Kind| match ProcSelfFd::open() {
         Err(e) => (
             None,
             sandbox::Outcome::Fails(format!(
@@ -166,6 +167,18 @@ fn prepare(
                  resolved files on this kernel; mount one (mount -t proc proc /proc)"
             )),
         ),
+        Ok(proc) if *kind == sandbox::Kind::None => {
+            (Some(proc), sandbox::Outcome::Active("/proc/self/fd".into()))
+        }
+        Ok(_) => match ProcSelfFd::open_confined() {
+            Ok(proc) => (
+                Some(proc),
+                sandbox::Outcome::Active(
+                    "/proc/self/fd alone (a detached bind mount: `..` leads nowhere)".into(),
+                ),
+            ),
+            Err(why) => (None, sandbox::Outcome::Fails(why)),
+        },
     };
     let (proc, procfs) = if features.procfs_free() {
         let why = "not needed: O_EMPTYPATH, fchmodat2 and the *xattrat calls serve every request";
@@ -189,28 +202,26 @@ fn prepare(
                 isolation.kind = sandbox::Kind::Chroot {
                     why: format!("the default, since the namespace sandbox cannot have {why}"),
                 };
-                host_procfs()
+                host_procfs(&isolation.kind)
             }
         }
     } else {
-        host_procfs()
+        host_procfs(&isolation.kind)
     };
-    let executable = if crate::executable::runs_from_sealed_copy() {
-        sandbox::Outcome::Active("a sealed memfd copy: /proc/PID/exe leads to no host file".into())
-    } else if proc.is_none() {
-        sandbox::Outcome::Active("the host's binary, out of reach: no procfs is held".into())
-    } else if matches!(isolation.kind, sandbox::Kind::Namespace { .. }) {
+    // /proc/PID/exe is a magic link to the host's binary, which CAP_CHOWN
+    // could chown: is any of the server's procfs in reach but self/fd?
+    let executable = if proc.is_none() {
         sandbox::Outcome::Active(
-            "the host's binary, out of reach: of its procfs the server holds self/fd alone".into(),
+            "/proc/PID/exe (the host's binary) out of reach: no procfs is held".into(),
+        )
+    } else if isolation.kind == sandbox::Kind::None {
+        sandbox::Outcome::Active(
+            "/proc/PID/exe (the host's binary) in reach, as every host path is under --sandbox none".into(),
         )
     } else {
-        sandbox::Outcome::Inactive(format!(
-            "the host's binary, which /proc/PID/exe of the host's procfs leads to ({})",
-            crate::executable::NOT_SEALED.get().map_or(
-                "the default fell back to chroot after start-up",
-                String::as_str
-            )
-        ))
+        sandbox::Outcome::Active(
+            "/proc/PID/exe (the host's binary) out of reach: of procfs the server holds self/fd alone".into(),
+        )
     };
     let openat2 = probe_openat2(root);
     let resolver = choose_resolver(cli.resolver, openat2);
@@ -368,9 +379,6 @@ fn set_up(
         info!("procfs: not used; this kernel has O_EMPTYPATH, fchmodat2 and the *xattrat calls");
     }
     info!("sandbox: {}", report.summary());
-    if let sandbox::Outcome::Inactive(why) = &report.executable {
-        warn!("the processes run from {why}; a compromised server could chown or chmod it");
-    }
     if !ids.is_identity() {
         info!(
             "id translation: {}; ids no rule covers map to themselves",
@@ -418,7 +426,6 @@ fn connect(pending: Pending) -> Result<OwnedFd, SetupError> {
 /// misuse (2) is reported by `main` before this runs.
 /// `checked` is what [`validate`] made of the command line.
 pub fn run(cli: Cli, checked: Checked) -> ExitCode {
-    seal_executable_where_reachable(&cli, &checked);
     // First of all: `main` and `validate` leave no fd of their own open.
     if let Err(SetupError(msg)) = shed_inherited(&cli) {
         eprintln!("{}: {msg}", logging::PROGRAM);
@@ -449,7 +456,16 @@ pub fn run(cli: Cli, checked: Checked) -> ExitCode {
         }
         match daemon::detach() {
             Ok(Detached::Launcher(status)) => return status,
-            Ok(Detached::Daemon(pipe)) => ready = Some(pipe),
+            Ok(Detached::Daemon(pipe)) => {
+                // Detaching put the host's /dev/null on all three.
+                for fd in 0..3 {
+                    if let Err(SetupError(msg)) = launch::dead_end(fd) {
+                        pipe.failed(&msg);
+                        return ExitCode::FAILURE;
+                    }
+                }
+                ready = Some(pipe)
+            }
             Err(SetupError(msg)) => {
                 if let Endpoint::Listening(_, file) = &endpoint {
                     file.remove();

@@ -54,8 +54,8 @@ pub struct Report {
     pub missing_capabilities: Vec<String>,
     pub landlock: Outcome,
     pub seccomp: Outcome,
-    /// What the processes run from: a sealed memfd copy of the executable,
-    /// or the host's binary (and why).
+    /// Whether the server's `/proc/PID/exe` (the host's binary) is in its
+    /// reach.
     pub executable: Outcome,
     /// The waiter outside the pid namespace: how it confined itself.
     pub waiter: Outcome,

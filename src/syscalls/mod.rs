@@ -21,7 +21,7 @@
 //! 0.7 µs here) from every T_CHMOD and xattr request, a second lookup of the
 //! name from T_UTIME, one `close` from most requests.
 
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+use rustix::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 use rustix::io::Errno;
 use std::ffi::CString;
 
@@ -423,32 +423,4 @@ pub fn peer_credentials(sock: BorrowedFd<'_>) -> Result<(i32, u32, u32), Errno> 
         )
     };
     ret(rc as libc::c_long).map(|_| (cred.pid, cred.uid, cred.gid))
-}
-
-/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: runs the program `fd`
-/// holds, with `args` and `vars` (`KEY=VALUE`) as its argument vector and
-/// environment. Returns only on failure, with the reason.
-pub fn execveat_empty_path(
-    fd: &impl AsFd,
-    args: &[std::ffi::CString],
-    vars: &[std::ffi::CString],
-) -> std::io::Error {
-    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = vars.iter().map(|v| v.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    // SAFETY: argv and envp are NULL-terminated arrays of pointers to
-    // NUL-terminated strings that outlive the call; execveat only returns
-    // on failure, leaving this process as it was.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            fd.as_fd().as_raw_fd(),
-            c"".as_ptr(),
-            argv.as_ptr(),
-            envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    std::io::Error::last_os_error()
 }
