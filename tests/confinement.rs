@@ -241,11 +241,12 @@ fn server_escapes(server: i32, export: &Path) -> Vec<String> {
     problems
 }
 
-#[test]
-fn no_host_path_from_the_serving_process() {
+/// Starts a server under `--sandbox KIND` with `--seccomp kill` and
+/// `off`, and walks what it holds ([`server_escapes`]).
+fn no_host_path_under(test: &str, sandbox: &str) {
     if !is_root_here() {
         skip(
-            "no_host_path_from_the_serving_process",
+            test,
             "reading another process's /proc/PID/{root,cwd,fd} needs root (of this namespace)",
         );
         return;
@@ -255,27 +256,43 @@ fn no_host_path_from_the_serving_process() {
         std::fs::create_dir(s.path("d")).unwrap();
         let h = Spawn::new(Flavor::Auto, &s.export)
             .arg("--sandbox")
-            .arg("namespace")
+            .arg(sandbox)
             .arg("--seccomp")
             .arg(seccomp)
             .start();
         assert!(h.lstat("//d").is_ok(), "serving: {}", h.stderr());
-        if !h.stderr().contains("sandbox=\"namespace") {
+        if !h.stderr().contains(&format!("sandbox=\"{sandbox}")) {
             skip(
-                "no_host_path_from_the_serving_process",
-                "the namespace sandbox is not available here",
+                test,
+                &format!("the {sandbox} sandbox is not available here"),
             );
             return;
         }
         let problems = server_escapes(h.serving_pid(), &s.export);
         assert!(
             problems.is_empty(),
-            "--seccomp {seccomp}: {}\n{}",
+            "--sandbox {sandbox} --seccomp {seccomp}: {}\n{}",
             problems.join("\n"),
             h.stderr()
         );
         assert!(h.finish().success());
     }
+}
+
+#[test]
+fn no_host_path_from_the_serving_process() {
+    no_host_path_under("no_host_path_from_the_serving_process", "namespace");
+}
+
+/// Under `--sandbox chroot` the server's procfs is the host's: it keeps a
+/// detached bind mount of `/proc/self/fd` alone, since `..` from the
+/// directory itself would lead out of the chroot to the host's `/`.
+#[test]
+fn under_chroot_no_host_path_from_the_serving_process_either() {
+    no_host_path_under(
+        "under_chroot_no_host_path_from_the_serving_process_either",
+        "chroot",
+    );
 }
 
 /// The helper's processes below `pid`, by role.
@@ -344,15 +361,21 @@ fn confined(role: &str, pid: i32, allowed_caps: u64, export: &Path) -> Vec<Strin
     problems
 }
 
-fn listening(export: &Path, sock: &Path, extra: &[&str], log: &Path) -> Child {
-    let child = Command::new(our_binary())
-        .args(["-n", "-p"])
+/// The helper in the foreground on socket file `sock`, stdin closed.
+fn on_socket(export: &Path, sock: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(our_binary());
+    cmd.args(["-n", "-p"])
         .arg(export)
         .arg("-s")
         .arg(sock)
         .args(owner_args())
         .args(extra)
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn listening(export: &Path, sock: &Path, extra: &[&str], log: &Path) -> Child {
+    let child = on_socket(export, sock, extra)
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
@@ -712,13 +735,7 @@ fn a_waiter_killed_at_any_stage_of_start_up_leaves_nothing_behind() {
     let s = Scratch::new();
     for delay_ms in [0u64, 1, 2, 3, 5, 8, 13, 21] {
         let sock = s.dir.path().join(format!("early-{delay_ms}.sock"));
-        let mut child = Command::new(our_binary())
-            .args(["-n", "-p"])
-            .arg(&s.export)
-            .arg("-s")
-            .arg(&sock)
-            .args(owner_args())
-            .stdin(Stdio::null())
+        let mut child = on_socket(&s.export, &sock, &[])
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -750,38 +767,6 @@ fn a_waiter_killed_at_any_stage_of_start_up_leaves_nothing_behind() {
     }
 }
 
-/// Under `--sandbox chroot` the server's procfs is the host's: it keeps a
-/// detached bind mount of `/proc/self/fd` alone, since `..` from the
-/// directory itself would lead out of the chroot to the host's `/`.
-#[test]
-fn under_chroot_no_host_path_from_the_serving_process_either() {
-    if !is_root_here() {
-        skip(
-            "under_chroot_no_host_path_from_the_serving_process_either",
-            "reading another process's /proc/PID/{root,cwd,fd} needs root (of this namespace)",
-        );
-        return;
-    }
-    for seccomp in ["kill", "off"] {
-        let s = Scratch::new();
-        let h = Spawn::new(Flavor::Auto, &s.export)
-            .arg("--sandbox")
-            .arg("chroot")
-            .arg("--seccomp")
-            .arg(seccomp)
-            .start();
-        assert!(h.lstat("/").is_ok(), "serving: {}", h.stderr());
-        let problems = server_escapes(h.serving_pid(), &s.export);
-        assert!(
-            problems.is_empty(),
-            "--sandbox chroot --seccomp {seccomp}: {}\n{}",
-            problems.join("\n"),
-            h.stderr()
-        );
-        assert!(h.finish().success());
-    }
-}
-
 #[test]
 fn a_file_on_stdin_or_stdout_does_not_reach_the_server() {
     if !is_root_here() {
@@ -796,12 +781,7 @@ fn a_file_on_stdin_or_stdout_does_not_reach_the_server() {
     std::fs::write(&secret, "host file").unwrap();
     let sock = s.dir.path().join("stdin.sock");
     let log = s.dir.path().join("stdin.log");
-    let mut child = Command::new(our_binary())
-        .args(["-n", "-p"])
-        .arg(&s.export)
-        .arg("-s")
-        .arg(&sock)
-        .args(owner_args())
+    let mut child = on_socket(&s.export, &sock, &[])
         .stdin(std::fs::File::open(&secret).unwrap())
         .stdout(std::fs::File::create(s.dir.path().join("out")).unwrap())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -834,13 +814,7 @@ fn a_signal_right_after_the_bind_still_removes_the_socket_file() {
     for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
         for round in 0..10 {
             let sock = s.dir.path().join(format!("bind-{name}-{round}.sock"));
-            let mut child = Command::new(our_binary())
-                .args(["-n", "-p"])
-                .arg(&s.export)
-                .arg("-s")
-                .arg(&sock)
-                .args(owner_args())
-                .stdin(Stdio::null())
+            let mut child = on_socket(&s.export, &sock, &[])
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
